@@ -34,6 +34,12 @@ decoding of another thread to end; a child process started without the fork hook
 covered: it gets that temporary file as its stderr, and its error output is lost. On Windows (``os.name == "nt"``: no
 ``os.register_at_fork``, and OpenCV's libjpeg may write through a C runtime of its own, whose descriptor 2
 ``os.dup2`` does not reach) stderr is not watched: a damaged JPEG is decoded as ``cv2.imdecode`` decodes it.
+One such line is not taken for damage: ``N extraneous bytes before marker 0xd9`` where those N bytes, the last
+before the end marker (EOI) that follows the last scan, are all zero: padding some writers and transfers leave
+after a scan decoded whole, which libjpeg skips (the file decodes to the pixels it would without them). The same
+line for other bytes is refused: damaged scan data that the decoder finished early leaves the rest of the scan,
+hundreds of bytes of coded data, before the end marker. Extraneous bytes before any other marker, and every other
+``Corrupt JPEG data`` line, are refused too.
 
 OpenCV turns a picture by its EXIF Orientation tag (JPEG, PNG, TIFF, WebP), as an image viewer shows it, except
 with ``IMREAD_UNCHANGED``; Pillow's ``size`` is the stored one. :func:`oriented_size` gives the size from the header
@@ -47,6 +53,7 @@ black, with at most 16 grey levels, and give a flow of its noise. Such a file is
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -139,6 +146,9 @@ def truncation_problem(data: bytes) -> str | None:
 _WATCH_STDERR = os.name != "nt"
 #: held while fd 2 goes to :data:`_stderr_sink` around a JPEG decoding, and across an ``os.fork`` (module docstring)
 _STDERR_LOCK = threading.Lock()
+#: libjpeg's line for bytes it skipped between the scan data and the end marker (EOI; :func:`_zero_padded_eoi`)
+_EOI_PADDING = re.compile(rb"Corrupt JPEG data: ([0-9]+) extraneous bytes before marker 0xd9")
+
 #: the temporary file that catches libjpeg's output (:func:`_imdecode_jpeg`), made at the first JPEG decoded and
 #: emptied before each decoding. A forked child makes its own (its copy shares the parent's file position).
 _stderr_sink = None
@@ -158,13 +168,25 @@ if hasattr(os, "register_at_fork"):     # not on Windows
                         after_in_child=_after_fork_in_child)
 
 
+def _zero_padded_eoi(data: bytes, line: bytes) -> bool:
+    """True when libjpeg's stderr ``line`` on decoding the JPEG ``data`` is ``Corrupt JPEG data: N extraneous bytes
+    before marker 0xd9`` and those N bytes, before the first end marker (``FF D9``) after the last start-of-scan
+    (``FF DA``), are all zero: padding after a scan decoded whole, not damage (module docstring)."""
+    m = _EOI_PADDING.fullmatch(line.strip())
+    if m is None:
+        return False
+    n, eoi = int(m.group(1)), data.find(b"\xff\xd9", data.rfind(b"\xff\xda"))
+    return 0 < n <= eoi and not any(data[eoi - n:eoi])
+
+
 def _imdecode_jpeg(data: bytes, flag: int) -> tuple[np.ndarray | None, str | None]:
     """``cv2.imdecode`` of a JPEG's bytes with libjpeg's stderr output caught (module docstring).
 
     Returns:
-        The decoded image (None when OpenCV cannot decode it) and libjpeg's ``"Corrupt JPEG data: ..."`` line
-        without that opening (e.g. ``"premature end of data segment"``), or None when it wrote none (or stderr is
-        not watched: no open stderr, or Windows). Other stderr output of that moment is passed on to stderr.
+        The decoded image (None when OpenCV cannot decode it) and libjpeg's first ``"Corrupt JPEG data: ..."`` line
+        without that opening (e.g. ``"premature end of data segment"``), or None when it wrote none but
+        ``"N extraneous bytes before marker 0xd9"`` for N zero bytes (:func:`_zero_padded_eoi`) or stderr is
+        not watched (no open stderr, or Windows). Other stderr output of that moment is passed on to stderr.
 
     Raises:
         cv2.error: as ``cv2.imdecode``.
@@ -198,7 +220,7 @@ def _imdecode_jpeg(data: bytes, flag: int) -> tuple[np.ndarray | None, str | Non
                     os.write(2, others)
         finally:
             os.close(saved)
-    corrupt = [line for line in lines if line.startswith(opening)]
+    corrupt = [line for line in lines if line.startswith(opening) and not _zero_padded_eoi(data, line)]
     return img, corrupt[0][len(opening):].decode("latin-1").strip() if corrupt else None
 
 
@@ -232,7 +254,8 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
         FrameAccessError: the file cannot be opened or read (an OSError: ``cannot read image <path>: Permission
             denied``); a ValueError.
         ValueError: the file is empty or cut short (the message says how, and to copy the file
-            again), a JPEG whose data libjpeg calls corrupt (``corrupt JPEG data``; module docstring), OpenCV
+            again), a JPEG whose data libjpeg calls corrupt (``corrupt JPEG data``; not for zero bytes before its end
+            marker, ``extraneous bytes before marker 0xd9``: module docstring), OpenCV
             cannot decode it, it decodes only to floating-point pixels (a 32-bit float TIFF: save it
             as 8- or 16-bit), or it is a 16-bit PNG of 10- or 12-bit data read as 8 bits (module docstring); every
             message names the file.

@@ -102,15 +102,21 @@ def off_top_score(scores: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
     Raises:
         ValueError: a ``y_pred`` that is not a class id 0..K−1 of the K score columns (a negative one would else be
-            read from the end of the row, one of K or more fail in numpy's indexing); names the first such id.
+            read from the end of the row, a fraction as the id below it, one of K or more fail in numpy's indexing,
+            NaN in numpy's cast); names the first such id (``-0.5``, ``nan``). ``scores`` that are not 2-D (n, K).
     """
     s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(y_pred, dtype=np.int64)
-    bad = (y < 0) | (y >= s.shape[1])
+    if s.ndim != 2:
+        raise ValueError(f"scores of shape {s.shape} are not (n, K), one row of K class scores for each y_pred; give "
+                         f"a 2-D array")
+    v = np.asarray(y_pred, dtype=np.float64)
+    bad = ~np.isfinite(v) | (v != np.floor(v)) | (v < 0) | (v >= s.shape[1])
     if bad.any():
-        raise ValueError(f"y_pred holds class id {int(y[bad][0])}, outside the class ids 0..{s.shape[1] - 1} of the "
-                         f"{s.shape[1]} score columns; give each row's predicted class as one of them")
-    return s[np.arange(len(s)), y] < s.max(1) - 2 * TIE_TOLERANCE
+        first = float(v[bad][0])
+        raise ValueError(f"y_pred holds class id {int(first) if first.is_integer() else first}, outside the class ids "
+                         f"0..{s.shape[1] - 1} of the {s.shape[1]} score columns; give each row's predicted class as "
+                         f"one of them")
+    return s[np.arange(len(s)), v.astype(np.int64)] < s.max(1) - 2 * TIE_TOLERANCE
 
 
 def check_top_scores(pred: pd.DataFrame, pred_csv: Path, fix: str, scores: Sequence[str]) -> None:

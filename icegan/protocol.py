@@ -318,15 +318,19 @@ def respelt_like(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
     :func:`subject_key` makes equal to one of ``like``'s (the same columns) spelt as in ``like``
     (``smic/s1``, ``s1_ne_01`` → ``smic/s01``, ``s01_ne_01``), where that key is one id's on each side
     (:func:`spellings_like`: ``EP01_1`` and ``EP01_01`` of one subject, or subjects ``sub1`` and ``sub01``, stay as
-    they are); other ids, the row order and the dtypes unchanged. The one matching of ``icegan ensemble``'s members and
-    ``icegan compare``'s entries (:mod:`icegan.ensemble`, :mod:`icegan.significance`)."""
+    they are); other ids, the row order and the dtypes unchanged (a categorical subject or clip column stays
+    categorical, its categories those of its values as respelt). The one matching of ``icegan ensemble``'s members
+    and ``icegan compare``'s entries (:mod:`icegan.ensemble`, :mod:`icegan.significance`)."""
     def clip_key(pair) -> tuple[str, str]:
         return subject_key(pair[0]), subject_key(pair[1])
     subject_of = spellings_like(frame["subject"], like["subject"], subject_key)
     pairs = list(zip(frame["subject"], frame["clip"]))
     clip_of = spellings_like(pairs, zip(like["subject"], like["clip"]), clip_key)
+    # a categorical column gets the categories of its values: its old ones lack the new spellings (cast back to
+    # them, a respelt id was NaN)
+    dtypes = {c: "category" if isinstance(t, pd.CategoricalDtype) else t for c, t in frame.dtypes.items()}
     return frame.assign(clip=[clip_of.get(p, p)[1] for p in pairs],
-                        subject=[subject_of.get(x, x) for x in frame["subject"]]).astype(frame.dtypes.to_dict())
+                        subject=[subject_of.get(x, x) for x in frame["subject"]]).astype(dtypes)
 
 
 def spellings_like(ids, like, key) -> dict:
@@ -1856,7 +1860,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             lockstep and only rank 0 writes the run directory; the others return rank 0's metrics.
         group_map: where ``folds_fn`` runs: ``group_map(folds_fn, groups)`` yields ``(group, results)`` in any
             order (:class:`icegan.executors.ProcessGroupMap`: groups in parallel processes, also given
-            ``scope=`` the run's groups in all, finished ones included, for its
+            ``scope=`` the run's groups in all, finished ones and those beyond ``max_folds`` included, for its
             :meth:`~icegan.executors.ProcessGroupMap.sizes`); None = one group after another in this process. Not
             under ``torchrun``.
         provenance: JSON-able facts the config does not capture but the results depend on (e.g. the
@@ -1905,6 +1909,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     if max_folds < 0:
         raise ValueError(f"max_folds must be >= 0 (0 = all folds), got {max_folds}")
     folds_total = len(folds)
+    run_folds = folds               # all the run's folds: their groups size a pool's default threads (scope below)
     if max_folds > 0:
         folds = folds[:max_folds]
     from icegan import distributed
@@ -1931,8 +1936,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                       + (f"{left} to train" if left else "none to train, the results are written again"),
                       file=sys.stderr)
             # the tasks the pool gets: a pool of more workers starts only that many (records what ran); the run's
-            # tasks in all (scope) size its default threads (ProcessGroupMap.sizes)
-            scope = len(folds) if fold_fn is not None else len(_groups_to_run(folds, folds_per_call, set()))
+            # tasks in all (scope), those max_folds leaves for later included, size its default threads
+            # (ProcessGroupMap.sizes): a max_folds run extended later trains as the uninterrupted run
+            scope = len(run_folds) if fold_fn is not None else len(_groups_to_run(run_folds, folds_per_call, set()))
             groups = None if fold_fn is not None else _groups_to_run(folds, folds_per_call, finished)
             tasks = len(folds) - len(finished) if groups is None else len(groups)
             pool = _cpu_workers(fold_map, group_map, tasks, scope)
@@ -2065,7 +2071,8 @@ def _cpu_workers(fold_map, group_map, tasks: Optional[int] = None,
     the folds run in this process on every rank: ``(LOCAL_WORLD_SIZE, torch's threads)``, the processes torchrun
     started on this machine (1 when it is unset). ``tasks``: the groups (or folds) the pool gets; a pool then runs
     at most that many at once (at least 1); None: the pool's workers as given. ``scope``: the run's tasks in all,
-    finished ones included (:meth:`icegan.executors.ProcessGroupMap.sizes`); None: ``tasks``.
+    finished ones and those beyond ``max_folds`` included (:meth:`icegan.executors.ProcessGroupMap.sizes`); None:
+    ``tasks``.
 
     Raises:
         RuntimeError: a torchrun variable (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``) that is not
