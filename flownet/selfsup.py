@@ -161,8 +161,8 @@ class SelfSupTrainSection:
         # eval_every: refused below 0 by check_intervals when the run starts, before its folder (as tested there)
         check_non_negative(self, "train", (
             "teacher_steps", "teacher_minutes", "student_steps", "student_minutes", "iters", "teacher_iters",
-            "batch_size", "slic_segments", "slic_compactness", "noisy_min", "noisy_max", "lr", "student_lr",
-            "weight_decay", "clip", "log_every", "ckpt_every", "threads", "seed"))
+            "batch_size", "slic_segments", "slic_compactness", "noisy_min", "noisy_max", "weight_decay", "clip",
+            "log_every", "ckpt_every", "threads", "seed"), positive=("lr", "student_lr"))
 
 
 @dataclass

@@ -163,8 +163,8 @@ class FlowTrainSection:
 
     def __post_init__(self):
         check_non_negative(self, "train", ("reg_weight", "gamma", "iters", "batch_size", "crop", "steps", "max_minutes",
-                                           "lr", "weight_decay", "clip", "image_scale", "log_every", "eval_every",
-                                           "ckpt_every", "threads", "workers", "ema_decay", "seed"))
+                                           "weight_decay", "clip", "image_scale", "log_every", "eval_every",
+                                           "ckpt_every", "threads", "workers", "ema_decay", "seed"), positive=("lr",))
 
 
 @dataclass

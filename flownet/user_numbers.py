@@ -165,18 +165,20 @@ def read_frame_number(cell) -> int:
         raise ValueError(f"{t[:20] + '...'!r} ({len(t)} characters) is not a frame number") from None
 
 
-def check_non_negative(cfg, section: str, keys: tuple[str, ...]) -> None:
+def check_non_negative(cfg, section: str, keys: tuple[str, ...], positive: tuple[str, ...] = ()) -> None:
     """Refuse a flow config section's numeric settings (``keys`` of the dataclass ``cfg``) that are negative, NaN or
     infinite, for a ``__post_init__``: sizes, counts, weights, rates and budgets mean nothing below 0 and a NaN or
     inf one would train on silently. None (an optional setting left unset) is not checked; a list or tuple setting
-    (per-level loss weights) is checked item by item. The messages are those of
-    :func:`icegan.config.check_ranges` (``at_least`` 0 for an int, ``non_negative`` for a float) and of the flow
-    trainers' own checks (:func:`flownet.train.check_intervals`); flownet does not depend on icegan.
+    (per-level loss weights) is checked item by item. The ``positive`` keys (learning rates) must be finite and > 0:
+    at 0 a run trains nothing and ships its starting weights. The messages are those of
+    :func:`icegan.config.check_ranges` (``at_least`` 0 for an int, ``non_negative`` and ``positive`` for a float)
+    and of the flow trainers' own checks (:func:`flownet.train.check_intervals`); flownet does not depend on icegan.
 
     Raises:
         ValueError: ``<section>.<key> must be >= 0, got <value>`` (an int), ``... must be a finite number >= 0, got
-            <value>`` (a float) or ``... must hold finite numbers >= 0, got [...]`` (a list), the first key out of
-            range.
+            <value>`` (a float), ``... must hold finite numbers >= 0, got [...]`` (a list) or ``... must be a finite
+            number > 0, got <value>`` (a ``positive`` key), the first key out of range (``keys`` before
+            ``positive``).
     """
     for key in keys:
         value = getattr(cfg, key)
@@ -186,3 +188,7 @@ def check_non_negative(cfg, section: str, keys: tuple[str, ...]) -> None:
         elif value is not None and not (value >= 0 and math.isfinite(value)):
             what = ">= 0" if isinstance(value, int) else "a finite number >= 0"
             raise ValueError(f"{section}.{key} must be {what}, got {value}")
+    for key in positive:
+        value = getattr(cfg, key)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{section}.{key} must be a finite number > 0, got {value}")

@@ -339,7 +339,12 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
         raise
     except (TypeError, ValueError) as exc:  # a required field without default, or a __post_init__ check
         where = f" (in {source})" if source else ""
-        raise ConfigError(f"{_section(prefix)}{where}: {exc}") from None
+        msg = str(exc)
+        # check_ranges of a section that does not know where it is loaded (PrepareConfig: the top level of `icegan
+        # prepare`, data.prepare of train.py) names its key bare: give the dotted key, as every other section does
+        if prefix and any(msg.startswith(f"{name} must be ") for name in fields):
+            msg = prefix + msg
+        raise ConfigError(f"{_section(prefix)}{where}: {msg}") from None
 
 
 def _section(prefix: str) -> str:
@@ -512,22 +517,42 @@ def override_key(item: str) -> str:
     return item.split("=", 1)[0].strip()
 
 
+def _keys_set_by(item: str) -> list[str]:
+    """The dotted keys the override ``item`` (``key=value``) sets, as :func:`apply_overrides` applies it: a mapping
+    given for a section sets each key it holds (``model={epochs: 2}`` sets ``model.epochs``; nested mappings the
+    same way), any other value (a list, a single value, null, an empty mapping) sets the key itself whole. A value
+    :func:`parse_override` refuses sets the key itself (the refusal is left to the config reader)."""
+    try:
+        key, value = parse_override(item)
+    except ConfigError:
+        return [override_key(item)]
+    # dotted_items gives the items of a list of mappings as key[i]...: an override sets such a list whole
+    return list(dict.fromkeys(k.split("[", 1)[0] for k in dotted_items(value, key)))
+
+
 def refuse_repeated_keys(overrides: Iterable[str]) -> None:
-    """Refuse a key given twice among ``overrides`` (the last would win without a word); words without ``=`` are
-    left to :func:`parse_override`.
+    """Refuse a key set twice among ``overrides``, whatever the form (the last would win without a word, so the
+    order of the words would decide the run): the same key twice, a section's mapping and an override of one of its
+    keys (``"model={epochs: 2}" model.epochs=3``), two mappings holding one key, or a whole list and one of its items
+    (``data.prepare.datasets=[...]`` and ``data.prepare.datasets.0.root=...``); :func:`_keys_set_by` reads what each
+    override sets. Distinct keys of one section are accepted (``"model={epochs: 2}" model.lr=0.1``). Words without
+    ``=`` are left to :func:`parse_override`.
 
     Raises:
-        ConfigError: the first key given twice, naming both overrides.
+        ConfigError: the first key set twice (of two overlapping keys, the one further down), naming both overrides.
     """
-    given: dict[str, str] = {}              # key -> the override that set it
+    given: list[tuple[str, str]] = []       # (key set, the override that set it)
     for item in overrides:
         if "=" not in item:
             continue
-        key = override_key(item)
-        if key in given:
-            raise ConfigError(f"config key '{key}' is set twice on one command line ('{given[key]}' and '{item}'): "
-                              f"give it once")
-        given[key] = item
+        keys = _keys_set_by(item)
+        for key in keys:
+            for old, old_item in given:
+                if old == key or key.startswith(f"{old}.") or old.startswith(f"{key}."):
+                    inner = key if len(key) >= len(old) else old
+                    raise ConfigError(f"config key '{inner}' is set twice on one command line ('{old_item}' and "
+                                      f"'{item}'): give it once")
+        given += [(key, item) for key in keys]
 
 
 def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:

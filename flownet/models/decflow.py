@@ -403,8 +403,8 @@ class DecFlowTrainSection:
 
     def __post_init__(self):
         check_non_negative(self, "train", ("gamma", "w_head", "w_expr", "w_total", "iters", "batch_size", "crop",
-                                           "steps", "max_minutes", "lr", "weight_decay", "clip", "log_every",
-                                           "eval_every", "ckpt_every", "threads", "seed"))
+                                           "steps", "max_minutes", "weight_decay", "clip", "log_every",
+                                           "eval_every", "ckpt_every", "threads", "seed"), positive=("lr",))
 
 
 #: the keys of the ``data`` section (:class:`flownet.train.FlowDataConfig`) that :func:`train_decflow` reads (its
