@@ -17,8 +17,8 @@ The file (``torch.save``, read back with ``weights_only=True``) holds plain valu
                   "bare_ids_of": {"labels": the label set, "table_sha256": SHA-256 of the table file}, only for a
                   five-class model fitted on a table of bare class ids whose set no provenance.json records (icegan
                   predict then reads such ids as that set's in that very table, the same content, alone),
-                  "map_sha256": [SHA-256 of each training map file, ...] for a model fitted on a feature table
-                  (icegan predict knows its training maps by content too; a file without it: by names only),
+                  "map_sha256": [SHA-256 of each training map file, ...] for a model fitted on a feature table or the
+                  released maps (icegan predict knows its training maps by content too; a file without it: by names only),
                   "inner_val": the early-stopping part of the clips (one per member for ststnet / offtanet with
                   model.seeds > 1), only with model.inner_val_fraction > 0},
      "provenance": {...}  (a custom network's module spec and source SHA-256),
@@ -62,17 +62,20 @@ _MAP_KEYS = ("method", "module", "weights", "iters", "component", "decompose", "
              "tta")
 
 
-def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
+def maps_provenance(source: str, table: Optional[str | Path] = None, paths: Optional[Sequence[str]] = None) -> dict:
     """How the maps of a feature set were made, as far as it is known: for the released composite
     ``{"maps": "megc2019_htnet"}``; for a feature table written by ``icegan features``, the flow settings and weight
     checksums of its ``provenance.json`` (``{"flow": {...}, "weights": {...}, "size": S}``, with ``"faces": {...}``
-    (:func:`icegan.pipeline.face_provenance`) when the table records them); ``{}`` when unknown
-    (a table you made yourself, the toy set), or when that ``provenance.json`` cannot be used (cut short, edited: a
-    warning names it and what to do, :func:`icegan.data.feature_table.read_provenance`).
+    (:func:`icegan.pipeline.face_provenance`) when the table records them); for a table without ``provenance.json``
+    whose maps all lie in a release's flow folder (:func:`_released_maps`), the released composite's; ``{}`` when
+    unknown (a table you made yourself, the toy set), or when that ``provenance.json`` cannot be used (cut short,
+    edited: a warning names it and what to do, :func:`icegan.data.feature_table.read_provenance`).
 
     Args:
         source: the data section's ``source`` (``megc2019_htnet``, ``table``, ``toy``).
         table: the feature table's path when ``source`` is ``table``.
+        paths: the table's map files (absolute paths, as :func:`icegan.data.feature_table.read_feature_table`
+            gives them); None: not known, so a table without ``provenance.json`` is unknown.
     """
     if source == "megc2019_htnet":
         return {"maps": "megc2019_htnet"}
@@ -81,13 +84,32 @@ def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
     from icegan.data.feature_table import read_provenance
     info = read_provenance(table, "how the maps were made (compared by icegan predict with a model's training maps)")
     if info is None:
-        return {}
+        return {"maps": "megc2019_htnet"} if paths is not None and _released_maps(paths) else {}
     flow = info.get("flow") or {}
     out = {"flow": {k: flow.get(k) for k in _MAP_KEYS if k in flow}, "weights": info.get("weights") or {},
            "size": info.get("size")}
     if info.get("faces"):          # tables written before the faces were recorded have none
         out["faces"] = info["faces"]
     return out
+
+
+def _released_maps(paths: Sequence[str]) -> bool:
+    """Whether there are maps and every one lies in the flow folder of a MEGC2019 release: a flow folder of
+    :data:`icegan.data.features.LAYOUTS` (``flow_uvos_28/``, the HTNet release's) whose root holds the release's
+    ``combined_3_class2_for_optical_flow.csv``, as ``data.source=megc2019_htnet`` reads them.
+
+    Args:
+        paths: map files, absolute (a relative one is taken from the working folder)."""
+    from icegan.data.features import CSV_NAME, LAYOUTS
+    def released(folder: Path) -> bool:
+        for _, flow, _ in LAYOUTS:
+            parts = Path(flow).parts
+            if len(folder.parts) > len(parts) and folder.parts[-len(parts):] == parts \
+                    and (folder.parents[len(parts) - 1] / CSV_NAME).is_file():
+                return True
+        return False
+    folders = {Path(p).absolute().parent for p in paths}
+    return bool(folders) and all(released(f) for f in folders)
 
 
 @functools.lru_cache(maxsize=8)

@@ -198,13 +198,13 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
                             progress=progress, subjects_train=subjects, n_classes=len(classes), val_masks=val_masks)
     seconds = time.perf_counter() - start
     record = {**training_record(fs.samples, fs.features, classes),
-              "maps": maps_provenance(cfg.data.source, cfg.data.table)}
+              "maps": maps_provenance(cfg.data.source, cfg.data.table, fs.samples.get("path"))}
     keep = ("clips", "subjects", "datasets", "classes")
     if isinstance(held_out, list):          # each member's early-stopping part, apart
         record["inner_val"] = [{k: part[k] for k in keep} for part in held_out]
     elif held_out is not None:              # the early-stopping part of the clips above, apart
         record["inner_val"] = {k: held_out[k] for k in keep}
-    if cfg.data.source == "table":          # each training map's content: predict knows it under any other name
+    if cfg.data.source in ("table", "megc2019_htnet"):  # each training map's content: predict knows it by any name
         record["map_sha256"] = [table_sha256(path) for path in fs.samples["path"]]
     if cfg.data.source == "table" and cfg.data.labels != "megc2019" and unrecorded_ids(cfg.data.table):
         # trained on bare ids read as this set's: predict reads them so in this very table (its digest) alone
@@ -534,7 +534,7 @@ def _predict_main(args: argparse.Namespace) -> int:
     resolve_device(args.device, "--device")                   # a device this machine lacks: named by its flag, now
     out, metas, size, map_paths = _score_table(args.model, args.table, normalize=args.normalize,
                                                weights=args.weights, device=args.device)
-    scored_maps = maps_provenance("table", args.table)
+    scored_maps = maps_provenance("table", args.table, map_paths)
     # clips and subjects matched by subject_key: one subject spelt two ways (the MEGC2019 table's smic/s01, a
     # prepared SMIC's smic/s1; samm/006 and samm/6) is one person
     keys = [subject_key(k) for k in out["subject"] + "/" + out["clip"]]

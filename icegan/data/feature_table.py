@@ -86,6 +86,9 @@ LABEL_LIKE_COLUMNS = ("emotion", "emotions", "class", "classes", "expression", "
                       "estimated emotion", "objective class", "y_true")
 #: how far outside [0, 1] a map's value may lie (float rounding) and be clipped to it under data.normalize=none
 RANGE_TOLERANCE = 1e-6
+#: how far from 0 a channel's minimum, from 1 its maximum, may lie under data.normalize=none and pass for min–max
+#: normalised per clip (the released maps span exactly 0..255; `icegan features` maps end near 0.99995)
+NORMALISED_TOLERANCE = 0.01
 
 
 def read_csv_cells(csv: Path) -> pd.DataFrame:
@@ -746,7 +749,9 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         size: expected side of every map in pixels; None accepts the first clip's side, which every other clip must
             then share.
         normalize: ``none`` keeps the values, which must lie in [0, 1] (values at most 1e-6 outside it, float
-            rounding of a normalisation such as 1.0000001, are clipped to [0, 1]); ``minmax`` normalises each channel
+            rounding of a normalisation such as 1.0000001, are clipped to [0, 1]); clips with a non-constant
+            channel whose minimum is above 0.01 or maximum below 0.99 (not min–max normalised per clip) are kept
+            as they are, and one warning (logging) counts them and names the first; ``minmax`` normalises each channel
             of each clip to [0, 1] (:func:`minmax_per_clip`).
         labelled: False lets rows go without a label (-1), for scoring new clips (:func:`read_feature_table`).
         labels: the label set of the table's label column (:mod:`icegan.labels`).
@@ -764,7 +769,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
     """
     import torch
     table = read_feature_table(csv, datasets, labelled=labelled, labels=labels, bare_ids=bare_ids)
-    maps = []
+    maps, unnormalised = [], []         # unnormalised: where each clip with a channel not spanning [0, 1] lies
     expected = ("data.size; data.size=0 takes the size of the table's maps, when all have one, and "
                 "model.input_size resizes them for the recognizer")   # what set the size a map must have
     for path, clip, line, relative in zip(table["path"], table["clip"], table["line"], table["relative"]):
@@ -782,7 +787,18 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
                                  f"expect each channel min–max normalised to [0, 1] per clip: set "
                                  f"data.normalize=minmax (or normalise the maps yourself)")
             a = np.clip(a, 0, 1)        # float rounding of a normalisation (1.0000001): a map in [0, 1] is kept as is
+        if normalize == "none":
+            lo, hi = a.min(axis=(1, 2)), a.max(axis=(1, 2))
+            off = (hi > lo) & ((lo > NORMALISED_TOLERANCE) | (hi < 1 - NORMALISED_TOLERANCE))  # constant: 0.5
+            if off.any():
+                c = int(np.flatnonzero(off)[0])
+                unnormalised.append(f"line {line} (clip '{clip}'): {path}, channel {c} spans [{lo[c]:.4g}, {hi[c]:.4g}]")
         maps.append(a)
+    if unnormalised:        # scored as they are, but not as the recognizers were trained to see maps
+        log.warning("%s: %d of %d clips have a channel not min–max normalised to [0, 1] per clip (first: %s); the "
+                    "recognizers expect each channel of each clip spread over [0, 1], as the MEGC2019 maps are: set "
+                    "data.normalize=minmax (icegan loso / fit) or give --normalize minmax (icegan predict) to "
+                    "normalise them", csv, len(unnormalised), len(maps), unnormalised[0])
     x = torch.from_numpy(np.stack(maps))
     if normalize == "minmax":
         x = minmax_per_clip(x)
