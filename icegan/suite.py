@@ -61,7 +61,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from icegan.config import SEED_MAX, ConfigError, apply_overrides, load_config, override_key, refuse_repeated_keys
+from icegan.config import (SEED_MAX, ConfigError, _Float, _Int, _keys_set_by, apply_overrides, load_config,
+                           override_key, parse_override, refuse_repeated_keys)
 from icegan.paths import SUITE_MARK, check_output_folder, check_run_name, run_folder_header, shipped_config_dir
 from icegan.report import RESUME, read_run_json, reading_configs
 
@@ -335,8 +336,9 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             :func:`member_config_path`).
         out: the suite's output folder.
         overrides: ``key=value`` applied to every member run after its own overrides (e.g. ``device=cuda``,
-            ``data.root=...``, ``threads=2``); a run's own override of the same key is dropped (the planned
-            command line sets each key once).
+            ``data.root=...``, ``threads=2``); a run's own override of the same key is dropped, in any form
+            (:func:`own_overrides`: of a run's section mapping ``"model={epochs: 1, lr: 0.01}"`` under
+            ``model.epochs=2`` only ``model.lr=0.01`` is kept), so the planned command line sets each key once.
 
     Raises:
         FileNotFoundError: a member config that does not exist (named with the run's label).
@@ -353,7 +355,6 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
         if _suite_key(o):
             raise ConfigError(f"override '{o}': {SUITE_SETS}")
     _check_command_line(suite, base, overrides)        # a typo there is the command line's, not the first run's
-    layered = {override_key(o) for o in overrides}        # keys the command line sets for every run
     plan: list[PlannedRun] = []
     by_key: dict[tuple[str, int], Path] = {}
     configs: dict[tuple[str, int], object] = {}
@@ -369,8 +370,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             cfg_path = member_config_path(r, base)
             folder = out / (f"{slug(r.label)}_s{seed}" if r.seeded else slug(r.label))
             name = folder.name
-            # the suite's overrides replace the run's own of the same key (one command line sets a key once)
-            own = [o for o in r.overrides if override_key(o) not in layered]
+            own = own_overrides(r.overrides, overrides)     # one command line sets a key once
             over = [f"seed={seed}", f"name={name}", *own, *overrides]
             try:
                 cfg = _load_member(r, cfg_path, over)
@@ -462,6 +462,63 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     return plan
 
 
+def own_overrides(run_overrides: Sequence[str], overrides: Sequence[str]) -> list[str]:
+    """A suite run's own ``run_overrides`` less what the suite's command-line ``overrides`` set, in any form
+    (:func:`icegan.config._keys_set_by`, as ``icegan loso`` refuses a key set twice): an override whose keys the
+    command line all sets is dropped (``model.epochs=1`` under ``"model={epochs: 2}"``); a section mapping the
+    command line sets part of is replaced by dotted overrides of its other keys (``"model={epochs: 1, lr: 0.01}"``
+    under ``model.epochs=2`` becomes ``model.lr=0.01``); a whole list or value the command line sets one item or key
+    of is dropped (the command line's override wins, on the config file's value). Other overrides are kept as they
+    are, in their order.
+
+    Returns:
+        the run's overrides to give before the command line's, each ``key=value`` text.
+    """
+    suite_keys = [k for o in overrides if "=" in o for k in _keys_set_by(o)]
+
+    def touched(key: str) -> bool:                  # the command line sets it, part of it or a section above it
+        return any(key == s or key.startswith(f"{s}.") or s.startswith(f"{key}.") for s in suite_keys)
+
+    def walk(key: str, value: object) -> list[tuple[str, object]]:
+        if any(key == s or key.startswith(f"{s}.") for s in suite_keys):
+            return []                               # set by the command line
+        if not touched(key):
+            return [(key, value)]
+        if isinstance(value, dict) and value:       # a section mapping: keep its keys the command line leaves
+            if not any(touched(f"{key}.{k}") for k in value):
+                return [(key, value)]
+            return [x for k, v in value.items() for x in walk(f"{key}.{k}", v)]
+        return []                                   # a whole list or value holding a key the command line sets
+
+    own: list[str] = []
+    for item in run_overrides:
+        try:
+            key, value = parse_override(item)
+        except ConfigError:                         # left to the config reader, which names it, unless replaced
+            key = override_key(item)
+            own += [] if any(key == s or key.startswith(f"{s}.") for s in suite_keys) else [item]
+            continue
+        kept = walk(key, value)
+        own += [item] if kept == [(key, value)] else [f"{k}={_yaml_text(v)}" for k, v in kept]
+    return own
+
+
+def _yaml_text(value: object) -> str:
+    """``value`` (as :func:`icegan.config.parse_override` reads it) written as YAML flow text that reads back the
+    same: a number as it was written, a text in double quotes, lists and mappings in brackets and braces."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_yaml_text(str(k))}: {_yaml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_text(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (_Int, _Float)):
+        return value.text
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)      # JSON's "..." is YAML's
+
+
 def _load_member(run: SuiteRun, path: Path, over: Sequence[str]) -> object:
     """The config of the suite recipe ``run`` from its file ``path`` with the overrides ``over``: a
     :class:`icegan.commands.loso.LosoConfig` (``command: loso``; a custom network is checked for the run's label set)
@@ -505,13 +562,12 @@ def _check_command_line(suite: SuiteConfig, base: Path, overrides: Sequence[str]
     """
     from icegan.commands.loso import LosoConfig
     from icegan.pipeline import MainConfig
-    layered = {override_key(o) for o in overrides}
     commands = list(dict.fromkeys(r.command for r in suite.runs)) if overrides else []
     for command in commands:
         r = next(x for x in suite.runs if x.command == command)
         # runs of both commands: the keys of which one (icegan loso's or train.py's)
         on = f" (on the command: {command} run '{r.label}')" if len(commands) > 1 else ""
-        own = [o for o in r.overrides if override_key(o) not in layered]
+        own = own_overrides(r.overrides, overrides)
         try:
             cfg = load_config(LosoConfig if command == "loso" else MainConfig, member_config_path(r, base),
                               [f"seed={suite.seeds[0]}", f"name={slug(r.label)}", *own])
