@@ -701,8 +701,9 @@ def _load(run: Path) -> dict:
             says to rerun the command); a ``predictions.csv`` (where the folder has one and a run header: one copied
             with its metrics alone, or with metrics.json and no run.json, is shown) that ``icegan compare`` refuses
             (:func:`icegan.ensemble.read_finished_run`: damaged, a y_pred not its row's top score, a fold of the
-            header without predictions, or fewer or more rows than metrics.json's ``n_samples``); a UF1 / UAR that
-            is no number, or not finite or outside [0, 1] (:func:`check_metric_value`).
+            header without predictions, or fewer or more rows than metrics.json's ``n_samples``), or whose rows give
+            another UF1 / UAR than metrics.json (:func:`check_metrics_match`); a UF1 / UAR that is no number, or not
+            finite or outside [0, 1] (:func:`check_metric_value`).
     """
     f = run / "metrics.json"
     if not f.is_file():
@@ -737,8 +738,46 @@ def _load(run: Path) -> dict:
     # metrics.json
     if header is not None and (run / "predictions.csv").is_file():
         from icegan.ensemble import read_finished_run
-        read_finished_run(run)
+        check_metrics_match(f, m, read_finished_run(run)[1])
     return m
+
+
+#: how far a metrics.json UF1 / UAR may be from the one its predictions.csv gives (float rounding only)
+METRIC_TOLERANCE = 1e-6
+
+
+def check_metrics_match(f: Path, m: dict, pred) -> None:
+    """Refuse the metrics.json ``f`` (parsed: ``m``) whose UF1 / UAR, overall or of a dataset, is not the one the
+    rows of its folder's ``predictions.csv`` give (``pred``, as :func:`icegan.ensemble.read_finished_run` returns
+    it), so that ``icegan table`` shows what ``icegan compare`` computes for the same run. Recomputed without
+    scikit-learn (:func:`icegan.significance.subject_confusions`, :func:`icegan.metrics.uf1_uar_from_confusion`:
+    MEGC2019's pooled UF1 / UAR, as :func:`icegan.protocol.summarize_predictions` writes them); a dataset's rows
+    are those of its ``dataset`` cells (an empty cell, or no such column: the subject id's prefix).
+
+    Raises:
+        ValueError: a UF1 / UAR more than :data:`METRIC_TOLERANCE` from the recomputed value, or datasets of
+            metrics.json's ``per_dataset`` that are not those of the predictions: names both files, the key and
+            both values, and says to restore them or rerun the command that wrote the folder.
+    """
+    from icegan.data.features import subject_dataset
+    from icegan.labels import label_set_of_columns
+    from icegan.metrics import uf1_uar_from_confusion
+    from icegan.significance import subject_confusions
+    pcsv = f.parent / "predictions.csv"
+    fix = f"the two files disagree (was one edited, or copied from another run?); restore them or {RESUME}"
+    n_classes = label_set_of_columns(pred.columns, str(pcsv)).n_classes
+    prefix = pred["subject"].map(subject_dataset)
+    ds = (pred["dataset"].where(pred["dataset"].notna(), prefix) if "dataset" in pred.columns else prefix).astype(str)
+    if set(ds) != set(m["per_dataset"]):
+        raise ValueError(f"{f}: 'per_dataset' holds {sorted(m['per_dataset'])}, but the clips of {pcsv} are of "
+                         f"{sorted(set(ds))}; {fix}")
+    for where, rows, part in [("overall", pred, m["overall"])] + [
+            (f"per_dataset.{d}", pred[ds == d], v) for d, v in m["per_dataset"].items()]:
+        cm = subject_confusions(rows, sorted(rows["subject"].unique()), n_classes).sum(0)
+        for metric, value in zip(("UF1", "UAR"), uf1_uar_from_confusion(cm)):
+            if abs(part[metric] - float(value)) > METRIC_TOLERANCE:
+                raise ValueError(f"{f}: '{where}.{metric}' is {part[metric]!r}, but the rows of {pcsv} give "
+                                 f"{float(value)!r}; {fix}")
 
 
 def check_metric_value(f: Path, where: str, metric: str, v: Any) -> None:

@@ -26,6 +26,26 @@ def write_finished_run(d, rows, datasets=None, seed=0):
     return d
 
 
+def write_metrics(d, protocol="CDE", oracle_epoch=False, n_classes=3, **extra):
+    """Write the run folder ``d``'s metrics.json from its predictions.csv as ``icegan loso`` writes it
+    (:func:`icegan.protocol.summarize_predictions`: UF1 / UAR ... overall and per dataset, at full precision; a file
+    without a dataset column: each subject's prefix), so that ``icegan table``'s check of metrics.json against
+    predictions.csv passes. ``extra``: further top-level keys (``n_folds`` defaults to the subjects). A metrics.json
+    already there (a real run's, its predictions then edited) keeps its other keys: only its n_samples, overall and
+    per_dataset are computed anew. Returns the metrics written."""
+    from icegan.protocol import subject_dataset, summarize_predictions
+    pred = pd.read_csv(d / "predictions.csv", dtype={"dataset": str, "subject": str, "clip": str})
+    if "dataset" not in pred.columns:
+        pred["dataset"] = pred["subject"].map(subject_dataset)
+    m = summarize_predictions(pred, protocol, pred["subject"].nunique(), oracle_epoch, n_classes)
+    if (d / "metrics.json").is_file():
+        old = json.loads((d / "metrics.json").read_text())
+        m = {**old, **{k: m[k] for k in ("n_samples", "overall", "per_dataset")}}
+    m.update(extra)
+    (d / "metrics.json").write_text(json.dumps(m))
+    return m
+
+
 def centroid_fold_fn(fs, calls):
     """A fold function of :func:`icegan.protocol.run_loso` over the feature set ``fs``: nearest-class-mean scores
     (minus the squared distance to each of the 3 class means, (n_test, 3)), trained on the fold's training rows only;

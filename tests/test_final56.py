@@ -36,7 +36,7 @@ def test_table_hashes_each_runs_predictions_once(tmp_path, capsys, digests, fmt)
     note = f"entry 'LR': runs {s0} and {s1} have the same predictions (predictions.csv, the same rows in any order)"
     if fmt == "csv":
         assert f"icegan table: note: {note}" in err and "same predictions" not in out
-        assert out.splitlines()[1].startswith("LR,honest,CDE,2,0.5,0.0,")
+        assert out.splitlines()[1].startswith("LR,honest,CDE,2,0.4444444444444444,0.0,0.5,0.0,")
     elif fmt == "markdown":
         assert f"Note: {note}" in out and err == ""
     else:

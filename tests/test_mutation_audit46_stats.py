@@ -194,6 +194,7 @@ def test_suite_page_compares_against_the_files_baseline_with_its_resamples_and_s
     Mutations killed: the page's baseline the first run, whatever the file says; the resampling not stratified, or
     with other resamples than the legend states; the table told baseline 0; the entries in the order of their labels
     (forest first)."""
+    from _runs import write_metrics
     from test_suite import TOY_SUITE
 
     import pandas as pd
@@ -216,6 +217,7 @@ def test_suite_page_compares_against_the_files_baseline_with_its_resamples_and_s
         scores = [c for c in p.columns if c.startswith("score_")]     # the top score where y_pred is, as a run writes
         p.loc[wrong, scores] = np.eye(len(scores))[p.loc[wrong, "y_pred"].to_numpy()]
         p.to_csv(f, index=False)
+        write_metrics(out / name)                    # metrics.json as a run would write it for these rows
     loaded = load_suite(suite)
     plan = plan_suite(loaded, suite, out, over)
     write_results(loaded, plan, out, {x.out for x in plan}, suite)

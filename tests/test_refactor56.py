@@ -37,7 +37,7 @@ def test_table_reads_each_run_json_once(tmp_path, run_json_reads, capsys):
         _run(tmp_path, f"st_s{i}")
     assert main(["table", f"ST={tmp_path}/st_s*"]) == 0
     out = capsys.readouterr().out
-    assert "| ST | honest | CDE | 5 | 0.6000 ± 0.0000 |" in out and "| 3 / 12 |\n" in out
+    assert "| ST | honest | CDE | 5 | 0.2532 ± 0.0454 | 0.2667 ± 0.0465 |" in out and "| 3 / 12 |\n" in out
     assert run_json_reads == Counter({f"st_s{i}": 1 for i in range(5)})
     assert report._CONFIGS is None               # nothing kept after the command
 

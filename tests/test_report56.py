@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import yaml
 
+from _runs import write_metrics
 from icegan.cli import main
 from icegan.metrics import METRIC_KEYS
 from icegan.protocol import COMPOSITE_CLIPS, _markdown
@@ -45,7 +46,8 @@ COLUMNS = ["fold", "dataset", "subject", "clip", "y_true", "y_pred", "score_nega
 
 
 def _lr_run(root, name, seed, rows):
-    """A finished logistic-regression run folder (seed ``seed``) with the predictions ``rows``."""
+    """A finished logistic-regression run folder (seed ``seed``) with the predictions ``rows`` (metrics.json computed
+    from them)."""
     d = root / name
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump(
@@ -55,17 +57,13 @@ def _lr_run(root, name, seed, rows):
     pd.DataFrame(rows, columns=COLUMNS).to_csv(d / "predictions.csv", index=False)
     (d / "run.json").write_text(json.dumps({"protocol": "CDE", "dataset": None, "oracle_epoch": False,
                                             "folds": sorted({r[2] for r in rows})}))
-    m = {"UF1": 0.5, "UAR": 0.5}
-    (d / "metrics.json").write_text(json.dumps(
-        {"protocol": "CDE", "oracle_epoch": False, "n_folds": len({r[2] for r in rows}), "n_samples": len(rows),
-         "overall": m,
-         "per_dataset": {"casme2": m, "samm": m}}))
+    write_metrics(d)                                 # from the predictions, as icegan table checks it
     return d
 
 
 def test_seeds_of_one_recipe_with_the_same_predictions_get_a_note(tmp_path, capsys):
     """lr_s0 and lr_s1 (a deterministic recipe run with seed=0 and seed=1, rows written in another order) are two
-    genuine draws of a recipe whose result does not depend on its seed: pooled as computed ("n 2 | 0.5000 ±
+    genuine draws of a recipe whose result does not depend on its seed: pooled as computed ("n 2 | 0.4444 ±
     0.0000"), with a note naming both runs, in icegan table and compare (589e380 refused them; tests/test_review56a)."""
     s0 = _lr_run(tmp_path, "lr_s0", 0, ROWS)
     s1 = _lr_run(tmp_path, "lr_s1", 1, ROWS[::-1])
@@ -74,7 +72,7 @@ def test_seeds_of_one_recipe_with_the_same_predictions_get_a_note(tmp_path, caps
     check_one_recipe("LR", [s0, s1])
     load_run_set("LR", [s0, s1])
     table = results_table([TableEntry("LR", [s0, s1])])
-    assert "| LR | honest | CDE | 2 | 0.5000 ± 0.0000 |" in table and want in table
+    assert "| LR | honest | CDE | 2 | 0.4444 ± 0.0000 | 0.5000 ± 0.0000 |" in table and want in table
     assert main(["table", f"LR={s0},{s1}"]) == 0
     assert want in capsys.readouterr().out
     assert main(["compare", f"LR={s0},{s1}", "--resamples", "200"]) == 0

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from _runs import write_metrics
+
 HEAVY = ("torch", "sklearn")
 
 
@@ -87,10 +89,7 @@ def _finished_run(d, seed=0):
     pred.to_csv(d / "predictions.csv", index=False)
     (d / "run.json").write_text(json.dumps({"protocol": "CDE", "dataset": None, "oracle_epoch": False,
                                             "folds": sorted(pred["subject"].unique())}))
-    scores = {"UF1": 0.8667, "UAR": 0.9167}
-    (d / "metrics.json").write_text(json.dumps({"protocol": "CDE", "n_folds": 4, "n_samples": 12,
-                                                "oracle_epoch": False, "overall": scores,
-                                                "per_dataset": {"casme2": scores}}))
+    write_metrics(d)                                 # UF1 0.9153, UAR 0.9167, as icegan table checks it
     return d
 
 
@@ -99,8 +98,8 @@ def test_icegan_table_and_compare_run_without_torch_or_sklearn(tmp_path):
     table row) and never load torch or scikit-learn."""
     a, b = _finished_run(tmp_path / "lr_s0"), _finished_run(tmp_path / "lr_s1", seed=1)
     text, loaded = _loaded_after(f"from icegan.cli import main\nassert main(['table', 'LR={a},{b}']) == 0")
-    assert text.splitlines()[2] == ("| LR | honest | CDE | 2 | 0.8667 ± 0.0000 | 0.9167 ± 0.0000 | "
-                                    "0.8667 ± 0.0000 | 0.9167 ± 0.0000 | 4 / 12 |")
+    assert text.splitlines()[2] == ("| LR | honest | CDE | 2 | 0.9153 ± 0.0000 | 0.9167 ± 0.0000 | "
+                                    "0.9153 ± 0.0000 | 0.9167 ± 0.0000 | 4 / 12 |")
     assert loaded == [], "icegan table loads torch or scikit-learn"
     text, loaded = _loaded_after(f"from icegan.cli import main\n"
                                  f"assert main(['compare', '{a}', '{b}', '--resamples', '200']) == 0")

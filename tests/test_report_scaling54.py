@@ -9,14 +9,9 @@ import pytest
 import yaml
 
 import icegan.report as report
+from _runs import write_metrics
 from icegan.cli import main
 from icegan.report import check_one_recipe, parse_entry, reading_configs, results_table, run_recipe
-
-
-def _metrics():
-    per = {"casme2": {"UF1": 0.6, "UAR": 0.6}}
-    return {"protocol": "CDE", "n_folds": 3, "n_samples": 12, "oracle_epoch": False,
-            "overall": {"UF1": 0.6, "UAR": 0.6}, "per_dataset": per}
 
 
 def _config(name, seed, model="ststnet"):
@@ -28,17 +23,17 @@ def _config(name, seed, model="ststnet"):
 
 def _run(root, name, seed=None, model="ststnet"):
     """A finished run folder that ``icegan table`` and ``icegan compare`` both read: config.yaml (seed: the digits that
-    end the name), metrics.json, run.json and predictions.csv (3 subjects of 4 clips; clip ``seed`` of the 12
+    end the name), metrics.json (computed from the predictions), run.json and predictions.csv (3 subjects of 4 clips; clip ``seed`` of the 12
     predicted otherwise, so that two seeds' predictions differ, as a seeded recipe's do)."""
     d = root / name
     d.mkdir()
     seed = int(re.search(r"(\d*)$", name).group(1) or 0) if seed is None else seed
     (d / "config.yaml").write_text(yaml.safe_dump(_config(name, seed, model), sort_keys=False))
-    (d / "metrics.json").write_text(json.dumps(_metrics()))
     rows = [(s, "casme2", f"casme2/s{s}", f"c{s}{j}", j % 3, (j + s + (4 * s + j == seed)) % 3) for s in range(3)
             for j in range(4)]
     pd.DataFrame(rows, columns=["fold", "dataset", "subject", "clip", "y_true", "y_pred"]).to_csv(
         d / "predictions.csv", index=False)
+    write_metrics(d)                                 # from the predictions, as icegan table checks it
     (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False,
                                             "folds": [f"casme2/s{s}" for s in range(3)]}))
     return d

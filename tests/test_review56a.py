@@ -29,7 +29,7 @@ def test_runs_with_the_same_predictions_are_pooled_with_a_note_not_refused(tmp_p
             "recipe's result does not depend on its seed here; ± 0 is not a measured spread")
     assert same_predictions_notes("LR", [s0, s1]) == [f"entry 'LR': {note}"]
     md = results_table([TableEntry("LR", [s0, s1])])
-    assert "| LR | honest | CDE | 2 | 0.5000 ± 0.0000 |" in md
+    assert "| LR | honest | CDE | 2 | 0.4444 ± 0.0000 | 0.5000 ± 0.0000 |" in md
     assert f"Note: entry 'LR': {note}." in md
     assert "not a measured spread" in results_table([TableEntry("LR", [s0, s1])], "latex")
     assert main(["table", f"LR={s0},{s1}", "--format", "csv"]) == 0
