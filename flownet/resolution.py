@@ -85,10 +85,13 @@ _NOTED: set[str] = set()
 
 def _note_no_training_size(estimator, hw: tuple[int, int]) -> None:
     """Print on stderr, once per weights, that ``input size auto`` computes ``estimator``'s flow at the image size
-    ``hw`` (H, W) because its loaded weights (``model.meta``) record no ``size``; silent for classical methods and
-    untrained networks (no weights, no ``meta``)."""
+    ``hw`` (H, W) because its loaded weights (``model.meta``) record no ``size``; only for weights this project's
+    trainers wrote (their meta has ``name`` or ``steps``: ``icegan flow train``, ``train-decflow``, the
+    self-supervised run), which were trained at one square side. Silent for classical methods, untrained networks
+    (no weights, no ``meta``) and downloaded weights (raft_small / raft_large / ptlflow files: meta ``source``
+    alone), which were not trained at one square side to give."""
     meta = getattr(getattr(estimator, "model", None), "meta", None)
-    if meta is None:
+    if meta is None or not ("name" in meta or "steps" in meta):
         return
     label = meta.get("source") or meta.get("name")
     note = (f"note: input size auto: the flow weights{f' {label!r}' if label else ''} record no training crop size "
@@ -166,7 +169,8 @@ def at_input_size(estimator, input_size, image_size):
         estimator: any estimator (``estimate``).
         input_size: ``"auto"`` (the crop size the weights were trained at, :func:`training_size`, square; the
             image size for classical methods and weights that do not record one, the latter with a note on stderr,
-            once per weights), ``"native"`` (the image size),
+            once per weights, for this project's checkpoints: :func:`_note_no_training_size`), ``"native"`` (the
+            image size),
             or an int side in pixels (square).
         image_size: the images' side (int) or (H, W).
 

@@ -517,26 +517,33 @@ def override_key(item: str) -> str:
     return item.split("=", 1)[0].strip()
 
 
-def _keys_set_by(item: str) -> list[str]:
+def _keys_set_by(item: str, cls: type | None = None) -> list[str]:
     """The dotted keys the override ``item`` (``key=value``) sets, as :func:`apply_overrides` applies it: a mapping
     given for a section sets each key it holds (``model={epochs: 2}`` sets ``model.epochs``; nested mappings the
-    same way), any other value (a list, a single value, null, an empty mapping) sets the key itself whole. A value
+    same way), any other value (a list, a single value, null, an empty mapping) sets the key itself whole, and so
+    does any value for a list item (``data.prepare.datasets.0={...}``) or, when the config dataclass ``cls`` is
+    given, for an open mapping (:func:`_is_open_mapping`): apply_overrides replaces those whole. A value
     :func:`parse_override` refuses sets the key itself (the refusal is left to the config reader)."""
     try:
         key, value = parse_override(item)
     except ConfigError:
         return [override_key(item)]
+    parts = key.split(".")
+    if is_ascii_digits(parts[-1]) or (cls is not None and _is_open_mapping(cls, parts)):
+        return [key]
     # dotted_items gives the items of a list of mappings as key[i]...: an override sets such a list whole
     return list(dict.fromkeys(k.split("[", 1)[0] for k in dotted_items(value, key)))
 
 
-def refuse_repeated_keys(overrides: Iterable[str]) -> None:
+def refuse_repeated_keys(overrides: Iterable[str], cls: type | None = None) -> None:
     """Refuse a key set twice among ``overrides``, whatever the form (the last would win without a word, so the
     order of the words would decide the run): the same key twice, a section's mapping and an override of one of its
     keys (``"model={epochs: 2}" model.epochs=3``), two mappings holding one key, or a whole list and one of its items
-    (``data.prepare.datasets=[...]`` and ``data.prepare.datasets.0.root=...``); :func:`_keys_set_by` reads what each
-    override sets. Distinct keys of one section are accepted (``"model={epochs: 2}" model.lr=0.1``). Words without
-    ``=`` are left to :func:`parse_override`.
+    (``data.prepare.datasets=[...]`` and ``data.prepare.datasets.0.root=...``), a list item set whole and one of its
+    keys (``data.prepare.datasets.0={...}`` and ``data.prepare.datasets.0.annotations=...``), likewise an open mapping
+    of the config dataclass ``cls`` when given; :func:`_keys_set_by` reads what each override sets. Distinct keys of
+    one section are accepted (``"model={epochs: 2}" model.lr=0.1``). Words without ``=`` are left to
+    :func:`parse_override`.
 
     Raises:
         ConfigError: the first key set twice (of two overlapping keys, the one further down), naming both overrides.
@@ -545,7 +552,7 @@ def refuse_repeated_keys(overrides: Iterable[str]) -> None:
     for item in overrides:
         if "=" not in item:
             continue
-        keys = _keys_set_by(item)
+        keys = _keys_set_by(item, cls)
         for key in keys:
             for old, old_item in given:
                 if old == key or key.startswith(f"{old}.") or old.startswith(f"{key}."):

@@ -1,5 +1,5 @@
-"""Cached sequences (``sequences: true``, fifty-ninth session): a clip whose offset is before its onset (a typo
-accepted with a warning) gets a 0-length uint8 sequence and a manifest note, not an object array that
+"""Cached sequences (``sequences: true``, fifty-ninth session): a clip whose offset is before its onset (a sheet's
+typo accepted with a warning) gets a 0-length uint8 sequence and a manifest note, not an object array that
 :meth:`PreparedFrames.sequence` cannot load; every sequence keeps its frame numbers
 (:meth:`PreparedFrames.sequence_frames`), so that a frame is found by number when frames are missing on disk; a
 sequence whose apex is after its offset runs to the apex. Frames are made here: frame n is a grey image of value
@@ -31,7 +31,13 @@ def _numbers(seq: np.ndarray) -> list[int]:
 
 @pytest.mark.parametrize("color, trailing", [("gray", (16, 16)), ("rgb", (16, 16, 3))])
 def test_an_offset_before_the_onset_gives_an_empty_sequence_with_a_note(tmp_path, color, trailing):
-    p = _prepare(tmp_path, onset=4, apex=6, offset=3, color=color)
+    """A sheet row's quirk (a clip list refuses an offset before the apex, tests/test_review64a.py)."""
+    root = tmp_path / "casme2"
+    grey_frames(root / "sub01" / "EP01_01", range(1, 11))
+    sheet = casme2_sheet(root, "1,EP01_01,4,6,3,4,happiness")
+    p = prep.prepare_dataset(prep.PrepareConfig(
+        datasets=[prep.DatasetSpec(name="casme2", root=str(root), annotations=str(sheet))], color=color,
+        cache_root=str(tmp_path / "cache"), size=16, sequences=True, workers=1, progress=False))
     seq = p.frames.sequence(0)
     assert seq.dtype == np.uint8 and seq.shape == (0,) + trailing
     assert p.frames.sequence_frames(0).shape == (0,)

@@ -275,7 +275,7 @@ class ClipList:
                                  f"between them: give the apex, or fix or empty the offset cell")
             # an offset before the apex: refused as an apex before the onset is (a clip list is the user's own; the
             # official sheets' rows of this kind are kept with a note, :func:`apex_after_offset_note`)
-            if apex is not None and offset is not None and onset <= offset < apex:
+            if apex is not None and offset is not None and offset < apex:
                 raise ValueError(f"{where}: apex {apex} is after offset {offset}: one of the two cells is wrong; "
                                  f"correct it, or empty the offset cell")
             label = r["label"].strip()
