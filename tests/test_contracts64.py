@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_jpeg63 import _jpegs
-from test_resume57 import CFG, _toy
-from test_resume_audit44 import _one_hot_folds
-from test_threads63 import _InProcessPool
+from test_resume57 import CFG
+from test_threads63 import _InProcessPool, _pooled_toy_run
 
 from flownet.frame_io import read_frame
 from icegan.ensemble import off_top_score
@@ -76,20 +75,9 @@ def test_a_max_folds_run_extended_later_keeps_the_threads_of_an_uninterrupted_ru
     """4 one-fold groups, ProcessGroupMap(4) on 16 CPUs: max_folds=1 started 1 worker of 16 threads, extended to
     max_folds=2 one of 8 (by groups 2 then 1 in scope); the uninterrupted max_folds=2 run and a full run start
     workers of 4 threads, as now every step of the extended run does."""
-    import concurrent.futures
-
-    import icegan.environment
     from icegan.executors import ProcessGroupMap
     from icegan.protocol import run_loso
-    monkeypatch.setattr(icegan.environment, "usable_cpus", lambda: 16)
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", _InProcessPool)
-    monkeypatch.setattr(_InProcessPool, "started", [])
-    fold_fn = _one_hot_folds([])
-
-    def folds_fn(group):
-        return [fold_fn(f) for f in group]
-    toy = _toy()
-    toy = toy.replace(keep=toy.samples["dataset"].isin(sorted(set(toy.samples["dataset"]))[:2]).to_numpy())
+    toy, folds_fn = _pooled_toy_run(monkeypatch)
 
     def run(out, max_folds):
         return run_loso(toy.samples, None, tmp_path / out, config=CFG, progress=False, folds_fn=folds_fn,

@@ -46,15 +46,12 @@ class _InProcessPool:
         pass
 
 
-def test_a_resumed_pool_gets_the_threads_of_an_uninterrupted_one(tmp_path, monkeypatch):
-    """A run of 4 one-fold groups (2 subjects in each of 2 datasets) with ProcessGroupMap(4) on 16 CPUs starts 4
-    workers of 4 threads; the same run resumed with 2 groups left starts 2 workers of 4 threads (was 8), records
-    (2, 4) in environment.jsonl and ends with the uninterrupted run's scores."""
+def _pooled_toy_run(monkeypatch):
+    """16 usable CPUs, process pools run in this process (``_InProcessPool.started`` records each pool's
+    (workers, threads)); returns the toy data of 2 datasets (4 subjects) and a folds_fn training one-hot folds."""
     import concurrent.futures
 
     import icegan.environment
-    from icegan.executors import ProcessGroupMap
-    from icegan.protocol import run_loso
     monkeypatch.setattr(icegan.environment, "usable_cpus", lambda: 16)
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", _InProcessPool)
     monkeypatch.setattr(_InProcessPool, "started", [])
@@ -63,7 +60,16 @@ def test_a_resumed_pool_gets_the_threads_of_an_uninterrupted_one(tmp_path, monke
     def folds_fn(group):
         return [fold_fn(f) for f in group]
     toy = _toy()
-    toy = toy.replace(keep=toy.samples["dataset"].isin(sorted(set(toy.samples["dataset"]))[:2]).to_numpy())
+    return toy.replace(keep=toy.samples["dataset"].isin(sorted(set(toy.samples["dataset"]))[:2]).to_numpy()), folds_fn
+
+
+def test_a_resumed_pool_gets_the_threads_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    """A run of 4 one-fold groups (2 subjects in each of 2 datasets) with ProcessGroupMap(4) on 16 CPUs starts 4
+    workers of 4 threads; the same run resumed with 2 groups left starts 2 workers of 4 threads (was 8), records
+    (2, 4) in environment.jsonl and ends with the uninterrupted run's scores."""
+    from icegan.executors import ProcessGroupMap
+    from icegan.protocol import run_loso
+    toy, folds_fn = _pooled_toy_run(monkeypatch)
     subjects = list(dict.fromkeys(toy.samples["dataset"] + "/" + toy.samples["subject"]))
     assert len(subjects) == 4
     out = tmp_path / "r"
