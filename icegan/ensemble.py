@@ -557,12 +557,13 @@ def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
 def _folds_difference(a: list, b: list, d: Path, d0: Path, h0: dict) -> str:
     """How the held-out folds ``a`` of run folder ``d`` differ from ``b`` of the first member ``d0`` (whose run.json
     header is ``h0``), for :func:`ensemble_runs`'s refusal: their counts in the protocol's held-out unit (subjects;
-    datasets for HDE, :func:`icegan.protocol.held_out_column`), then, where the counts differ, the folds each run
-    has and the other lacks (up to 5 each), else the first difference. Raises nothing."""
+    datasets for HDE, :func:`icegan.protocol.held_out_column`), then, where the two sets of folds differ (in count
+    or not), the folds each run has and the other lacks (up to 5 each), else (the same folds in another order) the
+    first difference. Raises nothing."""
     said = f"{len(a)} vs {len(b)} {held_out_column(str(h0.get('protocol') or ''))}s"
     parts = []
     for x, y, where in ((a, b, d), (b, a, d0)):
-        missing = [f for f in x if f not in y] if len(a) != len(b) else []
+        missing = [f for f in x if f not in y]
         if missing:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             parts.append(f"{', '.join(map(str, missing[:5]))}{more} only in {where}")

@@ -982,14 +982,20 @@ _WEIGHTS_KEYS = {"flow_weights": "flow.weights", "flow_weights_sha256": "flow.we
 
 def _provenance_hint(was: dict, now: dict, changed: list[str]) -> str:
     """What the change of the provenance keys ``changed`` (between a folder's run.json provenance ``was`` and the
-    run's ``now``) means, for the message of :func:`_prepare_dir`: a key the folder did not record: the folder was
-    made before icegan recorded it; a custom module's source hash: that module's source file changed; a weights
-    file or its hash: that weights file changed; other keys (or none): the general hint. Raises nothing."""
+    run's ``now``) means, for the message of :func:`_prepare_dir`: keys the folder did not record: the folder was
+    made before icegan recorded them (said once, listing the keys); a weights or source key the folder recorded and
+    this run does not: this run records no such key (it loads no such weights file, or no such module); a custom
+    module's source hash: that module's source file changed; a weights file or its hash: that weights file changed;
+    other keys (or none): the general hint. Raises nothing."""
     general = "e.g. the weights file changed, or the folder was made before icegan recorded it"
-    said = []
+    said, unrecorded, dropped = [], [], {}     # dropped: what this run no longer uses -> its keys
     for k in changed:
         if k not in was:
-            said.append(f"the folder was made before icegan recorded {k}")
+            unrecorded.append(k)
+        elif k not in now and k in _WEIGHTS_KEYS:
+            dropped.setdefault(f"it loads no {_WEIGHTS_KEYS[k]}", []).append(k)
+        elif k not in now and k in _SOURCE_KEYS:
+            dropped.setdefault(f"it uses no {_SOURCE_KEYS[k]}", []).append(k)
         elif k in _SOURCE_KEYS:
             spec = now.get(_SOURCE_KEYS[k]) or was.get(_SOURCE_KEYS[k])
             said.append(f"the module's source file changed ({spec})" if spec else "the module's source file changed")
@@ -997,6 +1003,9 @@ def _provenance_hint(was: dict, now: dict, changed: list[str]) -> str:
             said.append(f"the weights file changed ({_WEIGHTS_KEYS[k]})")
         else:
             return general
+    said += [f"this run records no {', '.join(keys)} ({why})" for why, keys in dropped.items()]
+    if unrecorded:
+        said.insert(0, f"the folder was made before icegan recorded {', '.join(unrecorded)}")
     return "; ".join(dict.fromkeys(said)) or general
 
 

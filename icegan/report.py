@@ -703,7 +703,7 @@ def _load(run: Path) -> dict:
             (:func:`icegan.ensemble.read_finished_run`: damaged, a y_pred not its row's top score, a fold of the
             header without predictions, or fewer or more rows than metrics.json's ``n_samples``), or whose rows give
             another UF1 / UAR than metrics.json (:func:`check_metrics_match`); a UF1 / UAR that is no number, or not
-            finite or outside [0, 1] (:func:`check_metric_value`).
+            finite or outside [0, 1], or missing (:func:`check_metric`).
     """
     f = run / "metrics.json"
     if not f.is_file():
@@ -719,9 +719,7 @@ def _load(run: Path) -> dict:
         if not isinstance(part, dict):
             raise ValueError(f"{f}: '{where}' is not a mapping of metrics ({part!r}); {fix}")
         for metric in ("UF1", "UAR"):           # what a table row shows
-            if metric not in part:
-                raise ValueError(f"{f}: no '{where}.{metric}' (not an icegan metrics.json, or cut down); {fix}")
-            check_metric_value(f, where, metric, part[metric])
+            check_metric(f, where, part, metric)
     header = run_folder_header(run)
     try:                          # parsed once in a reading_configs block, as the partial tag and the checks read it
         whole = header is None or isinstance(_parsed_json(header), dict)
@@ -757,14 +755,18 @@ def check_metrics_match(f: Path, m: dict, pred) -> None:
     Raises:
         ValueError: a UF1 / UAR more than :data:`METRIC_TOLERANCE` from the recomputed value, or datasets of
             metrics.json's ``per_dataset`` that are not those of the predictions: names both files, the key and
-            both values, and says to restore them or rerun the command that wrote the folder.
+            both values, and says to restore them, or to rerun the command that wrote the folder with the same
+            --out (metrics.json alone edited) or into an emptied folder (predictions.csv edited: a rerun with the
+            same --out refuses its folds scored on other labels).
     """
     from icegan.data.features import subject_dataset
     from icegan.labels import label_set_of_columns
     from icegan.metrics import uf1_uar_from_confusion
     from icegan.significance import subject_confusions
     pcsv = f.parent / "predictions.csv"
-    fix = f"the two files disagree (was one edited, or copied from another run?); restore them or {RESUME}"
+    fix = ("the two files disagree (was one edited, or copied from another run?); restore them; if metrics.json "
+           "alone was edited, run the command that wrote this folder again with the same --out (it writes its results "
+           "again from predictions.csv); otherwise delete this folder (or give another --out) and run it again")
     n_classes = label_set_of_columns(pred.columns, str(pcsv)).n_classes
     prefix = pred["subject"].map(subject_dataset)
     ds = (pred["dataset"].where(pred["dataset"].notna(), prefix) if "dataset" in pred.columns else prefix).astype(str)
@@ -778,6 +780,19 @@ def check_metrics_match(f: Path, m: dict, pred) -> None:
             if abs(part[metric] - float(value)) > METRIC_TOLERANCE:
                 raise ValueError(f"{f}: '{where}.{metric}' is {part[metric]!r}, but the rows of {pcsv} give "
                                  f"{float(value)!r}; {fix}")
+
+
+def check_metric(f: Path, where: str, part: dict, metric: str) -> None:
+    """Refuse the ``metric`` (UF1 / UAR) of ``part``, the mapping at ``where`` (``overall``,
+    ``per_dataset.<dataset>``) of the metrics.json ``f``, where ``part`` lacks it, or holds no valid value
+    (:func:`check_metric_value`).
+
+    Raises:
+        ValueError: names ``f`` and the key, and says to restore the file or rerun the run's command.
+    """
+    if metric not in part:
+        raise ValueError(f"{f}: no '{where}.{metric}' (not an icegan metrics.json, or cut down); {EDITED} {RESUME}")
+    check_metric_value(f, where, metric, part[metric])
 
 
 def check_metric_value(f: Path, where: str, metric: str, v: Any) -> None:

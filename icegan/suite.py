@@ -837,10 +837,10 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
 
     Raises:
         ValueError: a finished run without a readable ``metrics.json`` (names the folder), or whose overall UF1 /
-            UAR is no number in [0, 1] (NaN, 1.5: :func:`icegan.report.check_metric_value`, as ``icegan table``).
+            UAR is missing or no number in [0, 1] (NaN, 1.5: :func:`icegan.report.check_metric`, as ``icegan table``).
     """
     from icegan.protocol import read_partial_tag
-    from icegan.report import (NULL_RUN_LEGEND, NULL_RUN_TAG, _parsed_json, check_metric_value, is_null_run,
+    from icegan.report import (NULL_RUN_LEGEND, NULL_RUN_TAG, _parsed_json, check_metric, is_null_run,
                                markdown_cell, selection_word)
     seeds = sorted({p.seed for p in plan if p.out in finished})
     head = "| entry | " + " | ".join(f"seed {s}" for s in seeds) + " |"
@@ -860,7 +860,7 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
             except (OSError, ValueError, KeyError) as exc:
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
             for metric in ("UF1", "UAR"):       # checked as icegan table checks them (icegan.report._load)
-                check_metric_value(p.out / "metrics.json", "overall", metric, m.get(metric))
+                check_metric(p.out / "metrics.json", "overall", m, metric)
             # the file read once, not twice
             word = selection_word(bool(blob.get("oracle_epoch", False)), bool(blob.get("real_motion_seen")), "ORACLE")
             null = is_null_run(p.out)

@@ -421,12 +421,14 @@ def test_mixing_weights_and_probability_rows():
     assert not_probabilities(rows).tolist() == [False, True, True, True, False, False]
 
 
-def test_runs_of_other_subjects_name_the_first_different_fold(toy, two_runs, tmp_path):
-    """A run over the same number of subjects, one of them another, is refused naming the first fold that differs."""
+def test_runs_of_other_subjects_name_the_folds_each_lacks(toy, two_runs, tmp_path):
+    """A run over the same number of subjects, one of them another, is refused naming the fold each run has and the
+    other lacks (as for runs of other counts; "first difference" is said of the same folds in another order)."""
     samples = toy.samples.copy()
     old = samples["subject"].iloc[-1]
     samples["subject"] = samples["subject"].replace(old, old + "x")
     run_loso(samples, _random_prob_fn(9), tmp_path / "other", progress=False)
-    with pytest.raises(EnsembleError, match=r"in its folds \(6 vs 6 subjects, first difference "
-                                            f"'{re.escape(old)}x' vs '{re.escape(old)}'\\)"):
+    with pytest.raises(EnsembleError, match=rf"in its folds \(6 vs 6 subjects; {re.escape(old)}x only in "
+                                            rf"{re.escape(str(tmp_path / 'other'))}; {re.escape(old)} only in "
+                                            rf"{re.escape(str(two_runs / 'r1'))}\)"):
         ensemble_runs([two_runs / "r1", tmp_path / "other"], tmp_path / "a")

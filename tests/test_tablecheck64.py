@@ -8,6 +8,7 @@ import json
 import re
 
 import pandas as pd
+import pytest
 
 from _runs import write_finished_run, write_metrics
 from icegan.cli import main
@@ -83,3 +84,17 @@ def test_metrics_json_without_a_run_header_is_still_shown_as_is(tmp_path):
     _edit(d, "UF1", "overall", 0.5)
     assert "| 0.5000 |" in results_table([TableEntry("LR", [d])])
 
+
+@pytest.mark.parametrize("edit", ["blank cell", "no column"])
+def test_a_clip_without_a_dataset_cell_counts_for_its_subject_prefix(tmp_path, edit):
+    """A blank ``dataset`` cell, or a predictions.csv without the column: the clip's dataset is its subject id's
+    prefix (casme2/sub01: casme2), so the run is shown with its numbers, not refused as of other datasets."""
+    d = _run(tmp_path)
+    p = pd.read_csv(d / "predictions.csv", dtype=str, keep_default_na=False)
+    if edit == "blank cell":
+        p.loc[0, "dataset"] = ""
+    else:
+        p = p.drop(columns="dataset")
+    p.to_csv(d / "predictions.csv", index=False)
+    row = next(r for r in results_table([TableEntry("LR", [d])]).splitlines() if r.startswith("| LR"))
+    assert "| 0.8500 | 0.8889 |" in row

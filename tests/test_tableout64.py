@@ -67,7 +67,8 @@ def test_the_suite_every_run_table_refuses_a_nan_or_out_of_range_metric(tmp_path
 
 # --out's extension picks the format --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("ext,fmt", [("tex", "latex"), ("csv", "csv"), ("md", "markdown"), ("txt", "markdown")])
+@pytest.mark.parametrize("ext,fmt", [("tex", "latex"), ("csv", "csv"), ("md", "markdown"), ("txt", "markdown"),
+                                     ("TEX", "latex"), ("Csv", "csv")])       # the extension in any case
 def test_out_without_format_takes_the_format_from_the_extension(tmp_path, capsys, ext, fmt):
     d = _run(tmp_path, "st")
     out = tmp_path / f"table.{ext}"
