@@ -169,10 +169,10 @@ def check_non_negative(cfg, section: str, keys: tuple[str, ...], positive: tuple
     """Refuse a flow config section's numeric settings (``keys`` of the dataclass ``cfg``) that are negative, NaN or
     infinite, for a ``__post_init__``: sizes, counts, weights, rates and budgets mean nothing below 0 and a NaN or
     inf one would train on silently. None (an optional setting left unset) is not checked; a list or tuple setting
-    (per-level loss weights) is checked item by item. The ``positive`` keys (learning rates) must be finite and > 0:
-    at 0 a run trains nothing and ships its starting weights. The messages are those of
-    :func:`icegan.config.check_ranges` (``at_least`` 0 for an int, ``non_negative`` and ``positive`` for a float)
-    and of the flow trainers' own checks (:func:`flownet.train.check_intervals`); flownet does not depend on icegan.
+    (per-level loss weights) is checked item by item. The ``positive`` keys (learning rates) must be finite and > 0.
+    The messages are those of :func:`icegan.config.check_ranges` (``at_least`` 0 for an int, ``non_negative`` and
+    ``positive`` for a float) and of the flow trainers' own checks (:func:`flownet.train.check_intervals`); flownet
+    does not depend on icegan.
 
     Raises:
         ValueError: ``<section>.<key> must be >= 0, got <value>`` (an int), ``... must be a finite number >= 0, got

@@ -132,6 +132,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def yaml_text(value: object) -> str:
+    """``value`` (as :func:`parse_override` reads it) written as YAML flow text that reads back the
+    same: a number as it was written, a text in double quotes, lists and mappings in brackets and braces."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_text(str(k))}: {yaml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (_Int, _Float)):
+        return value.text
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)      # JSON's "..." is YAML's
+
+
 def _yaml_value(text: str) -> Any:
     """``text`` read as a config's YAML reads it (:class:`_UniqueKeyLoader`: plain decimal numbers only, a key
     written twice refused)."""
@@ -517,33 +533,27 @@ def override_key(item: str) -> str:
     return item.split("=", 1)[0].strip()
 
 
-def _keys_set_by(item: str, cls: type | None = None) -> list[str]:
-    """The dotted keys the override ``item`` (``key=value``) sets, as :func:`apply_overrides` applies it: a mapping
-    given for a section sets each key it holds (``model={epochs: 2}`` sets ``model.epochs``; nested mappings the
-    same way), any other value (a list, a single value, null, an empty mapping) sets the key itself whole, and so
-    does any value for a list item (``data.prepare.datasets.0={...}``) or, when the config dataclass ``cls`` is
-    given, for an open mapping (:func:`_is_open_mapping`): apply_overrides replaces those whole. A value
-    :func:`parse_override` refuses sets the key itself (the refusal is left to the config reader)."""
+def keys_set_by(item: str) -> list[str]:
+    """The dotted keys override ``item`` sets as :func:`apply_overrides` applies it: a section mapping sets each key
+    it holds; anything else, or any value for a list item, sets the key whole."""
     try:
         key, value = parse_override(item)
     except ConfigError:
         return [override_key(item)]
-    parts = key.split(".")
-    if is_ascii_digits(parts[-1]) or (cls is not None and _is_open_mapping(cls, parts)):
+    if is_ascii_digits(key.split(".")[-1]):
         return [key]
     # dotted_items gives the items of a list of mappings as key[i]...: an override sets such a list whole
     return list(dict.fromkeys(k.split("[", 1)[0] for k in dotted_items(value, key)))
 
 
-def refuse_repeated_keys(overrides: Iterable[str], cls: type | None = None) -> None:
-    """Refuse a key set twice among ``overrides``, whatever the form (the last would win without a word, so the
-    order of the words would decide the run): the same key twice, a section's mapping and an override of one of its
-    keys (``"model={epochs: 2}" model.epochs=3``), two mappings holding one key, or a whole list and one of its items
-    (``data.prepare.datasets=[...]`` and ``data.prepare.datasets.0.root=...``), a list item set whole and one of its
-    keys (``data.prepare.datasets.0={...}`` and ``data.prepare.datasets.0.annotations=...``), likewise an open mapping
-    of the config dataclass ``cls`` when given; :func:`_keys_set_by` reads what each override sets. Distinct keys of
-    one section are accepted (``"model={epochs: 2}" model.lr=0.1``). Words without ``=`` are left to
-    :func:`parse_override`.
+def key_within(key: str, outer: str) -> bool:
+    """Whether the dotted ``key`` is ``outer`` itself or a key below it (``model.epochs`` is within ``model``,
+    ``model2`` is not)."""
+    return key == outer or key.startswith(outer + ".")
+
+
+def refuse_repeated_keys(overrides: Iterable[str]) -> None:
+    """Refuse two overrides that set one key, or a key and a section or list holding it (:func:`keys_set_by`).
 
     Raises:
         ConfigError: the first key set twice (of two overlapping keys, the one further down), naming both overrides.
@@ -552,10 +562,10 @@ def refuse_repeated_keys(overrides: Iterable[str], cls: type | None = None) -> N
     for item in overrides:
         if "=" not in item:
             continue
-        keys = _keys_set_by(item, cls)
+        keys = keys_set_by(item)
         for key in keys:
             for old, old_item in given:
-                if old == key or key.startswith(f"{old}.") or old.startswith(f"{key}."):
+                if key_within(key, old) or key_within(old, key):
                     inner = key if len(key) >= len(old) else old
                     raise ConfigError(f"config key '{inner}' is set twice on one command line ('{old_item}' and "
                                       f"'{item}'): give it once")

@@ -61,8 +61,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from icegan.config import (SEED_MAX, ConfigError, _Float, _Int, _keys_set_by, apply_overrides, load_config,
-                           override_key, parse_override, refuse_repeated_keys)
+from icegan.config import (SEED_MAX, ConfigError, apply_overrides, key_within, keys_set_by, load_config, override_key,
+                           parse_override, refuse_repeated_keys, yaml_text)
 from icegan.paths import SUITE_MARK, check_output_folder, check_run_name, run_folder_header, shipped_config_dir
 from icegan.report import RESUME, read_run_json, reading_configs
 
@@ -464,7 +464,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
 
 def own_overrides(run_overrides: Sequence[str], overrides: Sequence[str]) -> list[str]:
     """A suite run's own ``run_overrides`` less what the suite's command-line ``overrides`` set, in any form
-    (:func:`icegan.config._keys_set_by`, as ``icegan loso`` refuses a key set twice): an override whose keys the
+    (:func:`icegan.config.keys_set_by`, as ``icegan loso`` refuses a key set twice): an override whose keys the
     command line all sets is dropped (``model.epochs=1`` under ``"model={epochs: 2}"``); a section mapping the
     command line sets part of is replaced by dotted overrides of its other keys (``"model={epochs: 1, lr: 0.01}"``
     under ``model.epochs=2`` becomes ``model.lr=0.01``); a whole list or value the command line sets one item or key
@@ -474,13 +474,13 @@ def own_overrides(run_overrides: Sequence[str], overrides: Sequence[str]) -> lis
     Returns:
         the run's overrides to give before the command line's, each ``key=value`` text.
     """
-    suite_keys = [k for o in overrides if "=" in o for k in _keys_set_by(o)]
+    suite_keys = [k for o in overrides if "=" in o for k in keys_set_by(o)]
 
     def touched(key: str) -> bool:                  # the command line sets it, part of it or a section above it
-        return any(key == s or key.startswith(f"{s}.") or s.startswith(f"{key}.") for s in suite_keys)
+        return any(key_within(key, s) or key_within(s, key) for s in suite_keys)
 
     def walk(key: str, value: object) -> list[tuple[str, object]]:
-        if any(key == s or key.startswith(f"{s}.") for s in suite_keys):
+        if any(key_within(key, s) for s in suite_keys):
             return []                               # set by the command line
         if not touched(key):
             return [(key, value)]
@@ -496,27 +496,11 @@ def own_overrides(run_overrides: Sequence[str], overrides: Sequence[str]) -> lis
             key, value = parse_override(item)
         except ConfigError:                         # left to the config reader, which names it, unless replaced
             key = override_key(item)
-            own += [] if any(key == s or key.startswith(f"{s}.") for s in suite_keys) else [item]
+            own += [] if any(key_within(key, s) for s in suite_keys) else [item]
             continue
         kept = walk(key, value)
-        own += [item] if kept == [(key, value)] else [f"{k}={_yaml_text(v)}" for k, v in kept]
+        own += [item] if kept == [(key, value)] else [f"{k}={yaml_text(v)}" for k, v in kept]
     return own
-
-
-def _yaml_text(value: object) -> str:
-    """``value`` (as :func:`icegan.config.parse_override` reads it) written as YAML flow text that reads back the
-    same: a number as it was written, a text in double quotes, lists and mappings in brackets and braces."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_yaml_text(str(k))}: {_yaml_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_yaml_text(v) for v in value) + "]"
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    if isinstance(value, (_Int, _Float)):
-        return value.text
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)      # JSON's "..." is YAML's
 
 
 def _load_member(run: SuiteRun, path: Path, over: Sequence[str]) -> object:

@@ -850,19 +850,14 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                 continue
             notes += nb_notes
             break
-        # said as a warning by prepare_dataset, not only noted in the manifest: a frame of the clip is broken, or
-        # missing inside onset..offset (one outside is the rule of neighbour_inside, noted only); without an offset
-        # (or one before the apex) only inside the frames on disk: one after the last is past a folder's end
-        # (a folder of onset..apex), not a gap
+        # warned: a broken frame, or a gap inside onset..offset (no usable offset: inside the frames on disk)
         folder = rec.frame_path(rec.onset).parent
-        last_on_disk = rec.frame_numbers[-1]          # ascending; the apex was read, so not empty
+        bound = rec.offset if rec.offset is not None and rec.offset >= rec.apex else rec.frame_numbers[-1]
         replaced = [f"apex{d:+d} frame {t} ({rec.frame_path(t) if t in why_not else f'no file in {folder}'}) not used "
                     f"({why_not.get(t, 'not on disk')}); frame {n} ({rec.frame_path(n).name}) used in its place"
                     for d, n, t in zip(NEIGHBOUR_OFFSETS, nb, (rec.apex + d for d in NEIGHBOUR_OFFSETS))
-                    if n != t and (t in why_not or (not rec.has_frame(t)
-                                                    and neighbour_inside(t, rec.onset, rec.apex, rec.offset)
-                                                    and (t <= last_on_disk or rec.offset is not None
-                                                         and rec.offset >= rec.apex)))]
+                    if n != t and (t in why_not
+                                   or not rec.has_frame(t) and neighbour_inside(t, rec.onset, rec.apex, bound))]
         key_frames = [rec.onset] + nb[:2] + [rec.apex] + nb[2:]  # onset, a-2, a-1, apex, a+1, a+2
         seq: list[int] = []
         if settings["sequences"]:
