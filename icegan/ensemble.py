@@ -400,8 +400,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
                                     "only runs of the same LOSO can be averaged")
         h, p = members[i] = _in_spellings_of(h, p, h0, p0)    # smic/s1 averaged with the first member's smic/s01
         if h.get("folds") != h0.get("folds"):
-            raise EnsembleError(f"{d} differs from {dirs[0]} in its folds "
-                                f"({_folds_difference(h.get('folds') or [], h0.get('folds') or [], d, dirs[0], h0)}); "
+            raise EnsembleError(f"{d} differs from {dirs[0]} in its folds ({_folds_difference(h, h0, d, dirs[0])}); "
                                 "only runs of the same LOSO can be averaged")
         for col in ("subject", "clip", "fold", "y_true"):
             a, b = p[col].to_numpy(), p0[col].to_numpy()
@@ -554,12 +553,13 @@ def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
                          f"ensemble: give this one its own --out, or remove {out} to replace that one")
 
 
-def _folds_difference(a: list, b: list, d: Path, d0: Path, h0: dict) -> str:
-    """How the held-out folds ``a`` of run folder ``d`` differ from ``b`` of the first member ``d0`` (whose run.json
-    header is ``h0``), for :func:`ensemble_runs`'s refusal: their counts in the protocol's held-out unit (subjects;
-    datasets for HDE, :func:`icegan.protocol.held_out_column`), then, where the two sets of folds differ (in count
-    or not), the folds each run has and the other lacks (up to 5 each), else (the same folds in another order) the
-    first difference. Raises nothing."""
+def _folds_difference(h: dict, h0: dict, d: Path, d0: Path) -> str:
+    """How the held-out folds (``folds``; none when missing) of run folder ``d`` (run.json header ``h``) differ from
+    those of the first member ``d0`` (header ``h0``), for :func:`ensemble_runs`'s refusal: their counts in the
+    protocol's held-out unit (``h0``'s; subjects, datasets for HDE, :func:`icegan.protocol.held_out_column`), then,
+    where the two sets of folds differ (in count or not), the folds each run has and the other lacks (up to 5 each),
+    else (the same folds in another order) the first difference. Raises nothing."""
+    a, b = h.get("folds") or [], h0.get("folds") or []
     said = f"{len(a)} vs {len(b)} {held_out_column(str(h0.get('protocol') or ''))}s"
     parts = []
     for x, y, where in ((a, b, d), (b, a, d0)):

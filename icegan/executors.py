@@ -87,8 +87,7 @@ def sequential_map(fold_fn: Callable[[Any], Any], folds: list) -> Iterator[tuple
 def map_groups(group_map: Optional[Callable], folds_fn: Callable[[list], Any], groups: list,
                scope: int) -> Iterator[tuple[Any, Any]]:
     """``(group, results)`` of ``group_map(folds_fn, groups)`` (None: :func:`sequential_map`, in order); a
-    :class:`ProcessGroupMap` is also given ``scope``, the run's groups in all, finished ones and those beyond a
-    ``max_folds`` cut included (:meth:`ProcessGroupMap.sizes`)."""
+    :class:`ProcessGroupMap` is also given ``scope``: the run's groups in all (:meth:`ProcessGroupMap.sizes`)."""
     if group_map is None:
         return sequential_map(folds_fn, groups)
     if isinstance(group_map, ProcessGroupMap):
@@ -228,8 +227,7 @@ class ProcessGroupMap:
     are started with ``spawn`` (no fork of a process that already runs torch threads) and end when the
     main process ends, also when it is killed.
 
-    ``group_map(folds_fn, groups, scope=n)``: ``n`` fold groups in the whole run, those finished before (a resume) and
-    those a ``max_folds`` cut leaves for later included (:meth:`sizes`); None: ``len(groups)``.
+    ``group_map(folds_fn, groups, scope=n)``: ``n``, the run's groups in all (:meth:`sizes`); None: ``len(groups)``.
 
     Args:
         workers: processes (>= 1); a call with fewer groups starts one per group (:meth:`sizes`).
@@ -253,11 +251,11 @@ class ProcessGroupMap:
         self.threads = self.sizes(self.workers)[1]
 
     def sizes(self, groups: int, scope: Optional[int] = None) -> tuple[int, int]:
-        """``(processes, threads of each)`` that a call with ``groups`` groups of folds to run, of ``scope`` groups in
-        the whole run (finished ones and those beyond a ``max_folds`` cut included; None: ``groups``), starts:
-        min(workers, groups) processes (at least 1), each with ``threads`` or else max(1, usable CPUs //
-        min(workers, scope)) threads (:func:`icegan.environment.usable_cpus`), so that a resume, or a ``max_folds``
-        run extended later, trains with the uninterrupted run's threads: 16
+        """``(processes, threads of each)`` that a call with ``groups`` groups of folds to run starts, where ``scope``
+        is the run's groups in all: those to run, those finished before (a resume) and those a ``max_folds`` cut
+        leaves for later (None: ``groups``). It starts min(workers, groups) processes (at least 1), each with
+        ``threads`` or else max(1, usable CPUs // min(workers, scope)) threads (:func:`icegan.environment.usable_cpus`),
+        so that a resume, or a ``max_folds`` run extended later, trains with the uninterrupted run's threads: 16
         workers asked for a run of 2 groups on 16 CPUs start 2 processes of 8 threads, not 2 of 1; 4 workers with 2
         groups left of 10 start 2 processes of 4 threads, as the uninterrupted run's 4 processes had (not 2 of 8:
         other scores)."""

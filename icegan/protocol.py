@@ -1869,9 +1869,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             lockstep and only rank 0 writes the run directory; the others return rank 0's metrics.
         group_map: where ``folds_fn`` runs: ``group_map(folds_fn, groups)`` yields ``(group, results)`` in any
             order (:class:`icegan.executors.ProcessGroupMap`: groups in parallel processes, also given
-            ``scope=`` the run's groups in all, finished ones and those beyond ``max_folds`` included, for its
-            :meth:`~icegan.executors.ProcessGroupMap.sizes`); None = one group after another in this process. Not
-            under ``torchrun``.
+            ``scope=``: the run's groups in all (:meth:`icegan.executors.ProcessGroupMap.sizes`)); None = one group
+            after another in this process. Not under ``torchrun``.
         provenance: JSON-able facts the config does not capture but the results depend on (e.g. the
             SHA-256 of a weights file the config names only by default); kept in ``run.json``, so a
             resumed run whose provenance changed is refused like one whose config changed.
@@ -1947,7 +1946,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             # the tasks the pool gets: a pool of more workers starts only that many (records what ran); the run's
             # tasks in all (scope), those max_folds leaves for later included, size its default threads
             # (ProcessGroupMap.sizes): a max_folds run extended later trains as the uninterrupted run
-            scope = len(run_folds) if fold_fn is not None else len(_groups_to_run(run_folds, folds_per_call, set()))
+            scope = folds_total if fold_fn is not None else len(_groups_to_run(run_folds, folds_per_call, set()))
             groups = None if fold_fn is not None else _groups_to_run(folds, folds_per_call, finished)
             tasks = len(folds) - len(finished) if groups is None else len(groups)
             pool = _cpu_workers(fold_map, group_map, tasks, scope)
@@ -2079,9 +2078,8 @@ def _cpu_workers(fold_map, group_map, tasks: Optional[int] = None,
     attribute names it). None when the folds run on a Ray cluster elsewhere (``address`` set). Under ``torchrun``
     the folds run in this process on every rank: ``(LOCAL_WORLD_SIZE, torch's threads)``, the processes torchrun
     started on this machine (1 when it is unset). ``tasks``: the groups (or folds) the pool gets; a pool then runs
-    at most that many at once (at least 1); None: the pool's workers as given. ``scope``: the run's tasks in all,
-    finished ones and those beyond ``max_folds`` included (:meth:`icegan.executors.ProcessGroupMap.sizes`); None:
-    ``tasks``.
+    at most that many at once (at least 1); None: the pool's workers as given. ``scope``: the run's tasks in all
+    (:meth:`icegan.executors.ProcessGroupMap.sizes`); None: ``tasks``.
 
     Raises:
         RuntimeError: a torchrun variable (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``) that is not

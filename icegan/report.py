@@ -750,7 +750,8 @@ def check_metrics_match(f: Path, m: dict, pred) -> None:
     it), so that ``icegan table`` shows what ``icegan compare`` computes for the same run. Recomputed without
     scikit-learn (:func:`icegan.significance.subject_confusions`, :func:`icegan.metrics.uf1_uar_from_confusion`:
     MEGC2019's pooled UF1 / UAR, as :func:`icegan.protocol.summarize_predictions` writes them); a dataset's rows
-    are those of its ``dataset`` cells (an empty cell, or no such column: the subject id's prefix).
+    are those of its ``dataset`` cells (an empty cell, or no such column: the subject id's prefix;
+    :func:`icegan.significance.clip_datasets`).
 
     Raises:
         ValueError: a UF1 / UAR more than :data:`METRIC_TOLERANCE` from the recomputed value, or datasets of
@@ -759,17 +760,15 @@ def check_metrics_match(f: Path, m: dict, pred) -> None:
             --out (metrics.json alone edited) or into an emptied folder (predictions.csv edited: a rerun with the
             same --out refuses its folds scored on other labels).
     """
-    from icegan.data.features import subject_dataset
     from icegan.labels import label_set_of_columns
     from icegan.metrics import uf1_uar_from_confusion
-    from icegan.significance import subject_confusions
+    from icegan.significance import clip_datasets, subject_confusions
     pcsv = f.parent / "predictions.csv"
     fix = ("the two files disagree (was one edited, or copied from another run?); restore them; if metrics.json "
            "alone was edited, run the command that wrote this folder again with the same --out (it writes its results "
            "again from predictions.csv); otherwise delete this folder (or give another --out) and run it again")
     n_classes = label_set_of_columns(pred.columns, str(pcsv)).n_classes
-    prefix = pred["subject"].map(subject_dataset)
-    ds = (pred["dataset"].where(pred["dataset"].notna(), prefix) if "dataset" in pred.columns else prefix).astype(str)
+    ds = clip_datasets(pred)
     if set(ds) != set(m["per_dataset"]):
         raise ValueError(f"{f}: 'per_dataset' holds {sorted(m['per_dataset'])}, but the clips of {pcsv} are of "
                          f"{sorted(set(ds))}; {fix}")
@@ -784,24 +783,16 @@ def check_metrics_match(f: Path, m: dict, pred) -> None:
 
 def check_metric(f: Path, where: str, part: dict, metric: str) -> None:
     """Refuse the ``metric`` (UF1 / UAR) of ``part``, the mapping at ``where`` (``overall``,
-    ``per_dataset.<dataset>``) of the metrics.json ``f``, where ``part`` lacks it, or holds no valid value
-    (:func:`check_metric_value`).
+    ``per_dataset.<dataset>``) of the metrics.json ``f``, where ``part`` lacks it, or where its value is no number
+    (None included), or one that is not finite or outside [0, 1] (no icegan run writes one).
 
     Raises:
-        ValueError: names ``f`` and the key, and says to restore the file or rerun the run's command.
+        ValueError: names ``f``, the key (and the value, where there is one), and says to restore the file or rerun
+            the run's command.
     """
     if metric not in part:
         raise ValueError(f"{f}: no '{where}.{metric}' (not an icegan metrics.json, or cut down); {EDITED} {RESUME}")
-    check_metric_value(f, where, metric, part[metric])
-
-
-def check_metric_value(f: Path, where: str, metric: str, v: Any) -> None:
-    """Refuse ``v``, the ``metric`` (UF1 / UAR) of ``where`` (``overall``, ``per_dataset.<dataset>``) in the
-    metrics.json ``f``, where it is no number, or one that is not finite or outside [0, 1] (no icegan run writes one).
-
-    Raises:
-        ValueError: names ``f``, the key and the value, and says to restore the file or rerun the run's command.
-    """
+    v = part[metric]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number; {EDITED} {RESUME}")
     if not 0.0 <= v <= 1.0:          # NaN fails too

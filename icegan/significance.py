@@ -241,6 +241,14 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
                   _datasets_of(preds[0], subjects, runs[0]), protocol, null)
 
 
+def clip_datasets(pred: pd.DataFrame) -> pd.Series:
+    """The dataset of each row (clip) of ``pred`` (a predictions.csv table with a ``subject`` column), as str:
+    its ``dataset`` cell, else (an empty cell, or no such column) the prefix of its subject id
+    (:func:`icegan.data.features.subject_dataset`). Same index as ``pred``."""
+    prefix = pred["subject"].map(subject_dataset)
+    return (pred["dataset"].where(pred["dataset"].notna(), prefix) if "dataset" in pred.columns else prefix).astype(str)
+
+
 def _datasets_of(pred: pd.DataFrame, subjects: Sequence[str], run: Path) -> Optional[list[str]]:
     """The dataset of each of ``subjects`` from ``pred``'s ``dataset`` column (an empty cell: the subject id's
     prefix), or None without that column (every subject's prefix, :meth:`RunSet.subject_datasets`).
@@ -250,8 +258,7 @@ def _datasets_of(pred: pd.DataFrame, subjects: Sequence[str], run: Path) -> Opti
     """
     if "dataset" not in pred.columns:
         return None
-    prefix = pred["subject"].map(subject_dataset)
-    ds = pred["dataset"].where(pred["dataset"].notna(), prefix).astype(str)
+    ds = clip_datasets(pred)
     found = ds.groupby(pred["subject"]).unique()
     for s in subjects:
         if len(found[s]) > 1:

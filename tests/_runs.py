@@ -46,6 +46,14 @@ def write_metrics(d, protocol="CDE", oracle_epoch=False, n_classes=3, **extra):
     return m
 
 
+def edit_metrics(d, edit):
+    """Edit the run folder ``d``'s metrics.json in place: ``edit(m)`` changes ``m``, the parsed file (its return value
+    is ignored), which is then written back."""
+    m = json.loads((d / "metrics.json").read_text())
+    edit(m)
+    (d / "metrics.json").write_text(json.dumps(m))
+
+
 def centroid_fold_fn(fs, calls):
     """A fold function of :func:`icegan.protocol.run_loso` over the feature set ``fs``: nearest-class-mean scores
     (minus the squared distance to each of the 3 class means, (n_test, 3)), trained on the fold's training rows only;

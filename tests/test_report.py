@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from _runs import edit_metrics
 from icegan.cli import main
 from icegan.report import TableEntry, parse_entry, results_table
 
@@ -307,12 +308,6 @@ def test_a_damaged_ensemble_header_is_named_as_damaged(tmp_path):
         results_table([TableEntry("E", [e1, e2])])
 
 
-def _edit_metrics(d, edit):
-    m = json.loads((d / "metrics.json").read_text())
-    edit(m)
-    (d / "metrics.json").write_text(json.dumps(m))
-
-
 @pytest.mark.parametrize("edit, msg", [
     (lambda m: m["overall"].pop("UF1"), r"no 'overall\.UF1'"),
     (lambda m: m["overall"].update(UF1="high"), r"'overall\.UF1' is 'high', not a number"),
@@ -327,7 +322,7 @@ def test_a_metrics_json_without_a_number_the_table_shows_is_named(tmp_path, caps
     """A metrics.json whose UF1 / UAR (overall or of a dataset) is missing or not a number is one error line of
     `icegan table` naming the file and the key, not a KeyError / numpy dtype traceback."""
     d = _run(tmp_path, "a", uf1=0.7, uar=0.71)
-    _edit_metrics(d, edit)
+    edit_metrics(d, edit)
     with pytest.raises(ValueError, match=msg):
         results_table([TableEntry("a", [d])])
     assert main(["table", str(d)]) == 2
@@ -422,7 +417,7 @@ def test_a_metrics_json_or_config_yaml_of_the_wrong_kind_is_named(tmp_path, caps
     assert capsys.readouterr().err.startswith(f"icegan table: error: {d / 'metrics.json'}: not a JSON object (got a "
                                               "list); ")
     other = _run(tmp_path, "other", uf1=0.7, uar=0.71)
-    _edit_metrics(other, lambda m: m.pop("protocol"))
+    edit_metrics(other, lambda m: m.pop("protocol"))
     with pytest.raises(ValueError) as keyless:
         results_table([TableEntry("other", [other])])
     assert str(keyless.value) == f"{other / 'metrics.json'}: no 'protocol' (not an icegan metrics.json)"

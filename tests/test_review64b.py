@@ -1,11 +1,10 @@
 """Review 64b: the advice of table's metrics/predictions refusal fits what was edited; a run folder's provenance hint
 says an old folder's unrecorded keys once and a key this run no longer records as such; an ensemble of members with
 as many but other held-out folds names them; the suite's "Every run" table words a missing UF1 as icegan table does."""
-import json
 from types import SimpleNamespace
 
 import pytest
-from _runs import random_prob_fn, write_finished_run, write_metrics
+from _runs import edit_metrics, random_prob_fn, write_finished_run, write_metrics
 
 from icegan.data.toy_features import make_toy_features
 from icegan.ensemble import EnsembleError, ensemble_runs
@@ -22,10 +21,7 @@ def toy():
 
 
 def _set_uf1(d, value):
-    f = d / "metrics.json"
-    m = json.loads(f.read_text())
-    m["overall"]["UF1"] = value
-    f.write_text(json.dumps(m))
+    edit_metrics(d, lambda m: m["overall"].update(UF1=value))
 
 
 def test_the_metrics_refusal_says_a_same_out_rerun_only_for_an_edited_metrics_json(toy, tmp_path):
@@ -88,9 +84,7 @@ def test_the_suite_every_run_table_words_a_missing_uf1_as_icegan_table(tmp_path)
     d = write_finished_run(tmp_path / "st", rows, datasets=lambda s: s.split("/")[0])
     write_metrics(d)
     f = d / "metrics.json"
-    m = json.loads(f.read_text())
-    del m["overall"]["UF1"]
-    f.write_text(json.dumps(m))
+    edit_metrics(d, lambda m: m["overall"].pop("UF1"))
     plan = [SimpleNamespace(label="ST", seed=0, out=d, over_seeds=False)]
     suite = SimpleNamespace(labels=["ST"], seeds=[0])
     with pytest.raises(ValueError) as exc:

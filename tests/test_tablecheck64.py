@@ -10,7 +10,7 @@ import re
 import pandas as pd
 import pytest
 
-from _runs import write_finished_run, write_metrics
+from _runs import edit_metrics, write_finished_run, write_metrics
 from icegan.cli import main
 from icegan.report import TableEntry, results_table
 
@@ -27,9 +27,9 @@ def _run(tmp_path, name="lr_s0"):
 
 
 def _edit(d, key, part, value):
-    m = json.loads((d / "metrics.json").read_text())
-    (m["overall"] if part == "overall" else m["per_dataset"][part])[key] = value
-    (d / "metrics.json").write_text(json.dumps(m))
+    def edit(m):
+        (m["overall"] if part == "overall" else m["per_dataset"][part])[key] = value
+    edit_metrics(d, edit)
 
 
 def _refusal(capsys, d) -> str:

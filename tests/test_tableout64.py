@@ -3,15 +3,12 @@ not a finite number in [0, 1], is refused (table and the suite's "Every run" tab
 takes the format from FILE's extension, and a --format that contradicts it is refused."""
 import csv
 import io
-import json
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 
-from _runs import write_finished_run
+from _runs import edit_metrics, write_finished_run, write_metrics
 from icegan.cli import main
-from icegan.protocol import summarize_predictions
 from icegan.report import TableEntry, results_table
 
 ROWS = [(f"{ds}/s{i}", f"c{j}", (i + j) % 3, (i + 2 * j) % 3)
@@ -21,17 +18,14 @@ ROWS = [(f"{ds}/s{i}", f"c{j}", (i + j) % 3, (i + 2 * j) % 3)
 def _run(root, name, rows=ROWS):
     """A finished run folder (predictions.csv, run.json, config.yaml) with the metrics.json icegan writes for it."""
     d = write_finished_run(root / name, rows, datasets=lambda s: s.split("/")[0])
-    pred = pd.read_csv(d / "predictions.csv")
-    (d / "metrics.json").write_text(json.dumps(summarize_predictions(pred, "CDE", pred["fold"].nunique(), False)))
+    write_metrics(d)
     return d
 
 
 def _edit(d, where, metric, value):
-    f = d / "metrics.json"
-    m = json.loads(f.read_text())
-    part = m["overall"] if where == "overall" else m["per_dataset"][where]
-    part[metric] = value
-    f.write_text(json.dumps(m))
+    def edit(m):
+        (m["overall"] if where == "overall" else m["per_dataset"][where])[metric] = value
+    edit_metrics(d, edit)
 
 
 @pytest.mark.parametrize("value,said", [(float("nan"), "nan"), (float("inf"), "inf"), (1.5, "1.5"), (-0.1, "-0.1")])
