@@ -54,6 +54,22 @@ def edit_metrics(d, edit):
     (d / "metrics.json").write_text(json.dumps(m))
 
 
+def set_metric(d, where, metric, value):
+    """Set ``metric`` (``"UF1"``/``"UAR"``) of ``where`` (``"overall"`` or a dataset of ``per_dataset``) in the run
+    folder ``d``'s metrics.json to ``value``."""
+    def edit(m):
+        (m["overall"] if where == "overall" else m["per_dataset"][where])[metric] = value
+    edit_metrics(d, edit)
+
+
+def finished_run_with_metrics(d, rows):
+    """:func:`write_finished_run` of ``rows`` (datasets from the subjects' prefixes) plus the metrics.json icegan
+    writes for it (:func:`write_metrics`); returns ``d``."""
+    d = write_finished_run(d, rows, datasets=lambda s: s.split("/")[0])
+    write_metrics(d)
+    return d
+
+
 def centroid_fold_fn(fs, calls):
     """A fold function of :func:`icegan.protocol.run_loso` over the feature set ``fs``: nearest-class-mean scores
     (minus the squared distance to each of the 3 class means, (n_test, 3)), trained on the fold's training rows only;

@@ -10,7 +10,7 @@ import re
 import pandas as pd
 import pytest
 
-from _runs import edit_metrics, write_finished_run, write_metrics
+from _runs import finished_run_with_metrics, set_metric
 from icegan.cli import main
 from icegan.report import TableEntry, results_table
 
@@ -21,15 +21,7 @@ ROWS = [(s, f"{s}_c{j}", j % 3, (j + (j == 3 and s != "samm/006")) % 3)
 
 
 def _run(tmp_path, name="lr_s0"):
-    d = write_finished_run(tmp_path / name, ROWS, datasets=lambda s: s.split("/")[0])
-    write_metrics(d)
-    return d
-
-
-def _edit(d, key, part, value):
-    def edit(m):
-        (m["overall"] if part == "overall" else m["per_dataset"][part])[key] = value
-    edit_metrics(d, edit)
+    return finished_run_with_metrics(tmp_path / name, ROWS)
 
 
 def _refusal(capsys, d) -> str:
@@ -45,7 +37,7 @@ def test_a_consistent_run_is_shown_with_its_numbers(tmp_path):
 
 def test_an_edited_overall_uf1_is_refused_naming_both_files_and_values(tmp_path, capsys):
     d = _run(tmp_path)
-    _edit(d, "UF1", "overall", 0.99)
+    set_metric(d, "overall", "UF1", 0.99)
     err = _refusal(capsys, d)
     assert f"{d / 'metrics.json'}: 'overall.UF1' is 0.99, but the rows of {d / 'predictions.csv'} give 0.85;" in err
     assert "the two files disagree" in err and "run the command that wrote this folder again" in err
@@ -54,9 +46,9 @@ def test_an_edited_overall_uf1_is_refused_naming_both_files_and_values(tmp_path,
 def test_a_dataset_uar_off_by_more_than_rounding_is_refused(tmp_path, capsys):
     d = _run(tmp_path)
     m = json.loads((d / "metrics.json").read_text())
-    _edit(d, "UAR", "samm", m["per_dataset"]["samm"]["UAR"] - 1e-4)
+    set_metric(d, "samm", "UAR", m["per_dataset"]["samm"]["UAR"] - 1e-4)
     assert "'per_dataset.samm.UAR' is 0.9999, but the rows of" in _refusal(capsys, d)
-    _edit(d, "UAR", "samm", 1.0 - 1e-9)              # float rounding only: shown
+    set_metric(d, "samm", "UAR", 1.0 - 1e-9)              # float rounding only: shown
     assert main(["table", str(d)]) == 0
 
 
@@ -81,7 +73,7 @@ def test_metrics_json_without_a_run_header_is_still_shown_as_is(tmp_path):
     """A folder copied with its metrics alone (no run.json) has no rows to check against."""
     d = _run(tmp_path)
     (d / "run.json").unlink()
-    _edit(d, "UF1", "overall", 0.5)
+    set_metric(d, "overall", "UF1", 0.5)
     assert "| 0.5000 |" in results_table([TableEntry("LR", [d])])
 
 

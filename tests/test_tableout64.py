@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from _runs import edit_metrics, write_finished_run, write_metrics
+from _runs import finished_run_with_metrics, set_metric
 from icegan.cli import main
 from icegan.report import TableEntry, results_table
 
@@ -17,15 +17,7 @@ ROWS = [(f"{ds}/s{i}", f"c{j}", (i + j) % 3, (i + 2 * j) % 3)
 
 def _run(root, name, rows=ROWS):
     """A finished run folder (predictions.csv, run.json, config.yaml) with the metrics.json icegan writes for it."""
-    d = write_finished_run(root / name, rows, datasets=lambda s: s.split("/")[0])
-    write_metrics(d)
-    return d
-
-
-def _edit(d, where, metric, value):
-    def edit(m):
-        (m["overall"] if where == "overall" else m["per_dataset"][where])[metric] = value
-    edit_metrics(d, edit)
+    return finished_run_with_metrics(root / name, rows)
 
 
 @pytest.mark.parametrize("value,said", [(float("nan"), "nan"), (float("inf"), "inf"), (1.5, "1.5"), (-0.1, "-0.1")])
@@ -35,14 +27,14 @@ def test_a_uf1_that_is_not_finite_or_outside_0_1_is_refused(tmp_path, value, sai
     if not with_predictions:                # a folder with its metrics.json alone: shown on it, but checked
         for f in ("predictions.csv", "run.json"):
             (d / f).unlink()
-    _edit(d, "casme2", "UAR", value)
+    set_metric(d, "casme2", "UAR", value)
     with pytest.raises(ValueError, match=rf"'per_dataset\.casme2\.UAR' is {said}, not a number in \[0, 1\]"):
         results_table([TableEntry("st", [d])])
 
 
 def test_two_seeds_one_of_them_nan_are_refused_not_shown_as_nan(tmp_path, capsys):
     a, b = _run(tmp_path, "st_s0"), _run(tmp_path, "st_s1")
-    _edit(b, "overall", "UF1", float("nan"))
+    set_metric(b, "overall", "UF1", float("nan"))
     assert main(["table", f"st={a},{b}"]) == 2
     assert "'overall.UF1' is nan" in capsys.readouterr().err
 
@@ -54,7 +46,7 @@ def test_the_suite_every_run_table_refuses_a_nan_or_out_of_range_metric(tmp_path
     suite = SimpleNamespace(labels=["ST"], seeds=[0])
     assert "| ST |" in per_seed_table(suite, plan, {d})
     for value, said in [(float("nan"), "nan"), (1.5, "1.5")]:
-        _edit(d, "overall", "UAR", value)
+        set_metric(d, "overall", "UAR", value)
         with pytest.raises(ValueError, match=rf"metrics\.json: 'overall\.UAR' is {said}, not a number in \[0, 1\]"):
             per_seed_table(suite, plan, {d})
 
