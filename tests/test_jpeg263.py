@@ -7,19 +7,15 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from _fresh_python import fresh_python_stdout
 from test_jpeg63 import _jpegs
 
 import flownet.frame_io as frame_io
 from flownet.frame_io import read_frame
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _huge_with_junk(good: bytes) -> bytes:
@@ -87,11 +83,9 @@ def test_the_module_imports_and_watches_without_register_at_fork(tmp_path):
             f"    read_frame({str(bad)!r})\n"
             "except ValueError as exc:\n"
             "    print(exc)\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0] == "(120, 160)"
-    assert "bad0.jpg: corrupt JPEG data (libjpeg: " in out.stdout
+    stdout = fresh_python_stdout(code)
+    assert stdout.splitlines()[0] == "(120, 160)"
+    assert "bad0.jpg: corrupt JPEG data (libjpeg: " in stdout
 
 
 def test_without_the_watch_a_jpeg_decodes_as_cv2_imdecode_decodes_it(tmp_path, monkeypatch, capfd):

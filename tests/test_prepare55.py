@@ -5,18 +5,12 @@ torch."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from _clip_records import constant_clip
-
-import icegan
-
-REPO = Path(icegan.__file__).resolve().parents[1]       # the icegan under test (PYTHONPATH), for the subprocess
+from _fresh_python import fresh_python_stdout
 
 
 @pytest.fixture(scope="module")
@@ -131,10 +125,8 @@ def test_the_worker_server_loads_the_face_models_only_when_asked(face_models):
             f"    with ProcessPoolExecutor(1, mp_context=worker_context({face_models})) as ex:\n"
             "        print(ex.submit(eval, \"sorted({'dlib', 'face_recognition'} & set(__import__('sys').modules))\")"
             ".result())\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == ("['dlib', 'face_recognition']" if face_models else "[]")
+    stdout = fresh_python_stdout(code)
+    assert stdout.strip() == ("['dlib', 'face_recognition']" if face_models else "[]")
 
 
 def test_the_cache_key_holds_the_settings_that_apply_to_the_clips(tmp_path):
