@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,12 +24,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=None, help="megc2019_htnet folder (default: the shared data)")
     args = ap.parse_args()
+    from icegan.data.features import CSV_NAME, load_megc2019_features
+    if args.root is not None and not (Path(args.root) / CSV_NAME).is_file():     # before any work
+        ap.error(f"--root {args.root}: no {CSV_NAME} there; give the megc2019_htnet folder that holds it")
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from icegan.data.features import load_megc2019_features
     from icegan.data.roi import align_by_eyes, face_landmarks_megc2019
     from icegan.metrics import compute_metrics
     from icegan.paths import default_data_root

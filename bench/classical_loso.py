@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -112,9 +113,11 @@ def main() -> None:
             refs.append(None if r == "none" else shrinkage(r))
         except argparse.ArgumentTypeError as exc:
             ap.error(f"argument --subject-reference: expected 'none' or a shrinkage K: {exc}")
+    from icegan.data.features import CSV_NAME, load_megc2019_features
+    if args.root is not None and not (Path(args.root) / CSV_NAME).is_file():     # before any work
+        ap.error(f"--root {args.root}: no {CSV_NAME} there; give the megc2019_htnet folder that holds it")
     from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
 
-    from icegan.data.features import load_megc2019_features
     from icegan.metrics import compute_metrics
 
     fs = load_megc2019_features(args.root, None, size=28)

@@ -24,6 +24,7 @@ from flownet.user_numbers import SEED_MAX, integer, number
 from icegan.config import load_config
 from icegan.commands.loso import LosoConfig
 from icegan.data.features import dataset_indices, load_megc2019_features
+from icegan.paths import shipped_config
 from icegan.recognition import resize_features, train_models
 
 
@@ -41,6 +42,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=integer(0, SEED_MAX, "training seeds"), nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     torch.set_num_threads(2)
+    # the shipped config (found from any cwd), one per weight, all read before any work
+    cfgs = [load_config(LosoConfig, shipped_config("features_ststnet"),
+                        ["model.shift_px=1", f"model.domain_adversarial={w}"]).model for w in args.weights]
     fs = load_megc2019_features()
     subjects = np.asarray(fs.samples["subject"])
     d, names = dataset_indices(subjects)
@@ -48,9 +52,7 @@ def main() -> None:
     print(f"raw maps: balanced accuracy {probe(x.reshape(len(x), -1).numpy(), d.numpy(), subjects):.3f} "
           f"(chance {1 / len(names):.3f})")
     mask = torch.ones(1, len(x), dtype=torch.bool)
-    for w in args.weights:
-        cfg = load_config(LosoConfig, "configs/features_ststnet.yaml",
-                          ["model.shift_px=1", f"model.domain_adversarial={w}"]).model
+    for w, cfg in zip(args.weights, cfgs):
         xs = resize_features(x, cfg.input_size)
         accs = []
         for seed in args.seeds:

@@ -20,8 +20,9 @@ Usage::
     .venv/bin/python bench/decision_rule_bound.py runs/eleventh/Q0_s0 runs/eleventh/Q0_s1 ...
 
 Prints one Markdown row per run (UF1 / UAR of argmax, the bound's UF1 and UAR, its offsets) and the mean. A run cut
-by ``max_folds`` or a null run (``data.permute_labels`` >= 0) is refused: neither is a LOSO result. A refusal is one
-line on stderr, exit status 2, as the other bench scripts'.
+by ``max_folds`` or a null run (``data.permute_labels`` >= 0) is refused: neither is a LOSO result; so is a run
+folder given twice (also as ``./X``: it would count twice in the means). A refusal is one line on stderr, exit
+status 2, as the other bench scripts'.
 """
 from __future__ import annotations
 
@@ -114,6 +115,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="finished icegan loso run folders (predictions.csv)")
     args = ap.parse_args(argv)
+    first = {}                          # each resolved folder: the argument that first named it
+    for run in args.runs:
+        if (twin := first.setdefault(run.resolve(), run)) is not run:   # it would count twice in the means
+            ap.error(f"the run folder {run} is given twice" + (f" (also as {twin})" if str(twin) != str(run) else "")
+                     + "; give each run once")
     try:
         rows, curves = run_bounds(args.runs)
     except ValueError as exc:           # a user's slip: one line on stderr, exit 2, before any row

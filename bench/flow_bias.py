@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None, help="SRFlowNet weights file (default: the shipped facial weights)")
     ap.add_argument("--threads", type=integer(1, meaning="CPU threads"), default=1)
     args = ap.parse_args(argv)
+    if args.root is not None and not (Path(args.root) / "casme2").is_dir():     # before any weights are read
+        ap.error(f"--root {args.root}: no casme2/ folder there; give the shared data root that holds casme2/")
     if args.margin <= max(args.shifts) or 2 * args.margin >= args.size:
         ap.error(f"--margin {args.margin} must exceed the largest shift ({max(args.shifts)}) and leave an interior "
                  f"in --size {args.size}")

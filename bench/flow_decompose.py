@@ -106,15 +106,27 @@ def tune(root, n: int, size: int) -> tuple[dict, list]:
     return best, rows
 
 
-def casme2_stats(decflow_weights=None, iters=None) -> dict:
-    """Mean |flow| (px, 64x64 crops) of total / head / expression on the main job's CASME II clips, and the
-    RANSAC inlier ratio: how much head motion there is to remove on real data (no ground truth).
+def casme2_config():
+    """The main job's config of ``--casme2``: the shipped ``casme2.yaml`` (found through the package, so from any
+    cwd) with the GAN off. Read before any method runs, so that a config that does not load costs no results.
+
+    Raises:
+        FileNotFoundError, ValueError: the shipped config is missing or does not load (the message says which).
+    """
+    from icegan.paths import shipped_config
+    from icegan.pipeline import load_main_config
+    return load_main_config(shipped_config("casme2"), ["gan.enabled=false", "gan.joint=false"])
+
+
+def casme2_stats(cfg, decflow_weights=None, iters=None) -> dict:
+    """Mean |flow| (px, 64x64 crops) of total / head / expression on the main job's CASME II clips (``cfg``: the
+    :func:`casme2_config`), and the RANSAC inlier ratio: how much head motion there is to remove on real data (no
+    ground truth).
 
     ``iters``: DecFlow's recurrent updates; None = the config's ``flow.iters`` (null there = the weights' own
     count, 8 for the shipped DecFlow, which was trained with 4)."""
     from flownet.models.decflow import DecFlowEstimator
-    from icegan.pipeline import load_main_config, load_samples, to_unit
-    cfg = load_main_config("configs/casme2.yaml", ["gan.enabled=false", "gan.joint=false"])
+    from icegan.pipeline import load_samples, to_unit
     clips = load_samples(cfg)
     on, ap = to_unit(clips.onset), to_unit(clips.apex)
     out = {"n_clips": int(len(on)), "size": int(on.shape[-1])}
@@ -194,9 +206,12 @@ def main(argv=None) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:                     # before any data is read or any method computed
         ap.error(f"--methods: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(METHODS)}")
+    if args.root is not None and not (Path(args.root) / "casme2").is_dir():     # the synthetic faces' source
+        ap.error(f"--root {args.root}: no casme2/ folder there; give the shared data root that holds casme2/")
     torch.set_num_threads(args.threads)
     try:            # every method's weights before any data is read or method run: a bad file is one line, not a
         ests = method_estimators(methods, args)     # traceback after the other methods ran
+        casme_cfg = casme2_config() if args.casme2 else None
     except (FileNotFoundError, ValueError) as exc:
         print(f"flow_decompose.py: error: {exc}", file=sys.stderr)
         return 2
@@ -249,7 +264,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"unknown method '{m}' in --methods")
     casme = None
     if args.casme2:
-        casme = casme2_stats(args.decflow, args.iters)
+        casme = casme2_stats(casme_cfg, args.decflow, args.iters)
     mb = None
     if args.middlebury:
         from flownet.evaluate import evaluate

@@ -36,6 +36,7 @@ from flownet.user_numbers import integer
 from icegan.config import load_config
 from icegan.gan.evaluate import generator_speed
 from icegan.gan.trainer import GanConfig, build_models
+from icegan.paths import shipped_config
 
 
 def _reference_grm(g) -> None:
@@ -50,8 +51,8 @@ def main() -> None:
     ap.add_argument("--batch", type=integer(1, meaning="batch size"), default=16)
     ap.add_argument("--repeats", type=integer(1, meaning="timed batches"), default=10)
     args = ap.parse_args()
-    paper = load_config(GanConfig, "configs/gan_casme2.yaml")
-    cpu = load_config(GanConfig, "configs/gan_casme2_cpu.yaml")
+    paper = load_config(GanConfig, shipped_config("gan_casme2"))   # the shipped files, from any cwd
+    cpu = load_config(GanConfig, shipped_config("gan_casme2_cpu"))
     plain = dataclasses.replace(paper, model=dataclasses.replace(paper.model, skip="plain"))
     # (name, config, channels_last, reference GRM)
     rows = [("gan_casme2.yaml, shipped (factored GRM, NCHW)", paper, False, False),

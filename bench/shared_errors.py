@@ -69,6 +69,11 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="finished LOSO run folders (predictions.csv)")
     p.add_argument("--list", action="store_true", help="also list the clips every run misses")
     args = p.parse_args(argv)
+    first = {}                          # each resolved folder: the argument that first named it
+    for run in args.runs:
+        if (twin := first.setdefault(run.resolve(), run)) is not run:   # it would count twice in the means
+            p.error(f"the run folder {run} is given twice" + (f" (also as {twin})" if str(twin) != str(run) else "")
+                    + "; give each run once")
     try:
         e = error_shares(args.runs)
     except (ValueError, FileNotFoundError) as exc:          # a user's slip: one line, not a traceback

@@ -21,6 +21,7 @@ from flownet.user_numbers import integer
 from icegan.commands.loso import LosoConfig
 from icegan.config import load_config
 from icegan.data.features import load_megc2019_features
+from icegan.paths import shipped_config
 from icegan.protocol import make_folds
 from icegan.recognition import SKLEARN_MODELS, sklearn_classifier
 
@@ -32,7 +33,7 @@ def main() -> None:
     ap.add_argument("--model", default="logreg", choices=SKLEARN_MODELS)
     ap.add_argument("--folds", type=integer(1, meaning="folds"), default=6, help="the first N CDE folds")
     args = ap.parse_args()
-    cfg = load_config(LosoConfig, f"configs/features_{CONFIGS[args.model]}.yaml", []).model
+    cfg = load_config(LosoConfig, shipped_config(f"features_{CONFIGS[args.model]}"), []).model
     fs = load_megc2019_features()
     x, y = fs.features, fs.labels.long()
     folds = make_folds(fs.samples["subject"].tolist(), "CDE")[:args.folds]

@@ -41,7 +41,8 @@ def _median_ms(fn, repeats: int) -> float:
 def gan_epoch_seconds() -> float:
     from icegan.config import load_config
     from icegan.gan.trainer import GanConfig, train_gan
-    cfg = load_config(GanConfig, "configs/gan_casme2_cpu.yaml")
+    from icegan.paths import shipped_config
+    cfg = load_config(GanConfig, shipped_config("gan_casme2_cpu"))        # the shipped file, from any cwd
     cfg.model.motion_prior = "none"
     cfg.train.epochs, cfg.train.progress, cfg.train.device, cfg.train.max_minutes = 3, False, "cpu", None
     g = torch.Generator().manual_seed(0)
@@ -56,7 +57,8 @@ def teacher_step_ms(repeats: int) -> float:
     from flownet.models.srflownet import SRFlowNet
     from flownet.selfsup import SelfSupConfig, bidirectional_flows, teacher_step_loss
     from icegan.config import load_config
-    cfg = load_config(SelfSupConfig, "configs/flow_selfsup.yaml", [])
+    from icegan.paths import shipped_config
+    cfg = load_config(SelfSupConfig, shipped_config("flow_selfsup"), [])   # the shipped file, from any cwd
     torch.manual_seed(0)
     model = SRFlowNet(cfg.model).train()
     g = torch.Generator().manual_seed(0)
