@@ -46,12 +46,14 @@ def add_entry_arguments(p: argparse.ArgumentParser, format_help: str,
                               f"{', '.join(FORMAT_OF_EXTENSION)} extension is refused)")
     else:
         p.add_argument("--format", choices=formats, default=formats[0], help=f"{format_help} (default {formats[0]})")
-    p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
+    p.add_argument("--out", metavar="FILE", default=None,
+                   help="write the table to FILE instead of printing it; '-' prints it, as without --out")
 
 
 def table_format(fmt: str | None, out: str | None) -> str:
     """The format ``icegan table`` writes: ``fmt`` (--format) where given, else the one of ``out``'s extension
-    (:data:`FORMAT_OF_EXTENSION`; case ignored), markdown for any other extension or without ``out``.
+    (:data:`FORMAT_OF_EXTENSION`; case ignored), markdown for any other extension, without ``out`` or for ``out``
+    ``-`` (stdout).
 
     Raises:
         ValueError: ``fmt`` given and ``out``'s extension is one of :data:`FORMAT_OF_EXTENSION` with another format
@@ -68,8 +70,9 @@ def table_format(fmt: str | None, out: str | None) -> str:
 
 
 def emit(text: str, out: str | None) -> int:
-    """Write ``text`` to ``out`` (its folder made if needed; saying so) or to stdout; returns exit code 0."""
-    if out:
+    """Write ``text`` to ``out`` (its folder made if needed; saying so), or to stdout where ``out`` is None or ``-``
+    (the Unix convention, not a file named ``-``); returns exit code 0."""
+    if out and out != "-":
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
         print(f"wrote {out}")
@@ -83,7 +86,7 @@ def _main(args: argparse.Namespace) -> int:
     from icegan.report import parse_entries, results_table, same_predictions_notes
 
     try:
-        if args.out:
+        if args.out and args.out != "-":     # '-': stdout
             check_output_file(args.out, "--out", "table.md")      # never over a run's own metrics.md
         fmt = table_format(args.format, args.out)
         entries = parse_entries(args.entries)
