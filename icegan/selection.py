@@ -95,15 +95,37 @@ def inner_folds(outer, subjects: Sequence[str], k: int, index_base: int = 0) -> 
     groups = np.asarray(subjects)[train]
     n_groups = len(np.unique(groups))
     if k < 2:
-        raise SelectionError(f"inner_folds must be >= 2, got {k}")
+        raise SelectionError(f"selection.inner_folds must be >= 2, got {k}")
     if n_groups < k:
         raise SelectionError(f"outer fold '{outer.subject}': {n_groups} training subjects cannot be split into "
-                             f"{k} inner folds; lower inner_folds")
+                             f"{k} inner folds; lower selection.inner_folds to at most {n_groups}")
     out = []
     for j, (tr, te) in enumerate(GroupKFold(n_splits=k).split(train, groups=groups)):
         out.append(Fold(index=index_base + j, subject=outer.subject, train_idx=train[tr], test_idx=train[te],
                         unit=outer.unit))
     return out
+
+
+def check_inner_folds(cfg, feature_set, k: int) -> None:
+    """Refuse, before anything trains, ``k`` inner folds that an outer fold of a recipe cannot be split into: every
+    outer fold its run trains (the first ``max_folds`` when set) is split as :func:`inner_folds` splits it (the
+    subject column only, no model).
+
+    Args:
+        cfg: the recipe's :class:`~icegan.commands.loso.LosoConfig` (protocol, dataset, max_folds).
+        feature_set: its :class:`~icegan.data.features.FeatureSet` (only ``samples["subject"]`` is read).
+        k: inner folds per outer fold (``selection.inner_folds``).
+
+    Raises:
+        SelectionError: as :func:`inner_folds` (``k`` < 2, or an outer fold of fewer than ``k`` training subjects:
+            names the fold and ``selection.inner_folds``).
+    """
+    from icegan.protocol import make_folds
+
+    subjects = feature_set.samples["subject"].astype(str).to_numpy()
+    folds = make_folds(subjects.tolist(), cfg.protocol, cfg.dataset)
+    for f in folds[:cfg.max_folds] if cfg.max_folds > 0 else folds:
+        inner_folds(f, subjects, k)
 
 
 def _read_cache(cache: Path, columns: list) -> tuple[pd.DataFrame, bool]:

@@ -345,7 +345,8 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
         ConfigError: a member's config or overrides are invalid (named with the run's label; an error of the run's
             own overrides also with the suite file and ``runs[i].overrides``), a command-line override is invalid
             (``command-line override '...'``: :func:`_check_command_line`); ``seed`` given as an override (the suite
-            sets it); runs of two label sets (``data.labels``); two entries planned into one folder (an unseeded
+            sets it); runs of two label sets (``data.labels``); runs of different LOSOs (``protocol``, ``dataset``,
+            ``data.source``, ``data.table`` or ``data.datasets``: :func:`_loso_of`; names both runs and the key); two entries planned into one folder (an unseeded
             ``lr s0`` and a seeded ``lr`` both in ``lr_s0``: names both); an unseeded entry planned into one of the
             suite's own folders (:data:`SUITE_OWN_FOLDERS`).
     """
@@ -359,6 +360,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     by_key: dict[tuple[str, int], Path] = {}
     configs: dict[tuple[str, int], object] = {}
     label_sets: dict[str, str] = {}         # data.labels -> the first run of that label set
+    loso_of: dict[str, tuple[str, dict]] = {}     # "run" -> the first run's label and its _loso_of
     file_seeds = _file_seeds(suite_path)       # the suite's command names --seeds only when others ran
     given = [] if file_seeds == list(suite.seeds) else ["--seeds", ",".join(map(str, suite.seeds))]
     for i, seed in enumerate(suite.seeds):
@@ -389,6 +391,14 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                 raise ConfigError(f"suite runs '{run_a}' (data.labels={a}) and '{run_b}' (data.labels={b}) score "
                                   "different classes, and a suite compares its runs on the same clips and classes: "
                                   "give every run the same data.labels, or each label set its own suite")
+            loso = _loso_of(cfg)
+            first, loso0 = loso_of.setdefault("run", (r.label, loso))
+            for key in loso0:           # their comparison would be refused after every run had trained
+                if key in loso and loso[key] != loso0[key]:
+                    raise ConfigError(f"suite run '{r.label}' differs from '{first}' in '{key}' ({loso[key]!r} vs "
+                                      f"{loso0[key]!r}); only runs of the same LOSO can be compared (their models "
+                                      "were trained on other subjects), and a suite compares all its runs: give every "
+                                      f"run the same {key}, or each its own suite")
             prog = "icegan loso" if r.command == "loso" else "icegan train"
             configs[(r.label, seed)] = cfg
             plan.append(PlannedRun(r.label, seed, folder, config=cfg,
@@ -460,6 +470,19 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                               f"{p.out}; the second would refuse (or read) the first's run after it trained: give "
                               "them labels that differ in more than a seed suffix (_s<seed>)")
     return plan
+
+
+def _loso_of(cfg: object) -> dict:
+    """The settings of a member run's config that make its LOSO (which clips, which outer folds), by key as in an
+    override: ``protocol``, ``dataset`` (SDE) of every run, and for an ``icegan loso`` run (a
+    :class:`~icegan.commands.loso.LosoConfig`) also ``data.source``, ``data.table`` (resolved path) and
+    ``data.datasets`` (sorted). :func:`plan_suite` refuses runs that differ in a key both have."""
+    from icegan.commands.loso import LosoConfig
+    if not isinstance(cfg, LosoConfig):         # a train.py run (command: train): its data section's protocol
+        return {"protocol": cfg.data.protocol, "dataset": cfg.data.dataset}
+    table = str(Path(cfg.data.table).expanduser().resolve()) if cfg.data.table else None
+    return {"protocol": cfg.protocol, "dataset": cfg.dataset, "data.source": cfg.data.source, "data.table": table,
+            "data.datasets": sorted(cfg.data.datasets)}
 
 
 def own_overrides(run_overrides: Sequence[str], overrides: Sequence[str]) -> list[str]:
@@ -995,7 +1018,9 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
         ValueError, OSError: ``out`` is a file or below one (also with ``dry_run``); a member's data fails the
             checks of ``icegan loso``
             (:func:`icegan.commands.loso.check_run`: folds, custom network, coding sheets, datasets), named with
-            the member's label and seed, before any member trains; ``out`` is the folder of one run (it holds a
+            the member's label and seed, before any member trains; a nested selection's ``selection.inner_folds``
+            above an outer fold's training subjects (:func:`icegan.selection.check_inner_folds`, named with the
+            selection, seed and recipe), before any member trains; ``out`` is the folder of one run (it holds a
             :data:`icegan.paths.RUN_HEADERS` file).
         icegan.protocol.LosoStateError: a member folder holds a run of another config; a run copied from ``reuse``
             whose LOSO header (folds, clips) differs from this suite's data (the copy is removed).
@@ -1006,7 +1031,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
     from icegan.ensemble import ensemble_runs
     from icegan.pipeline import run_main
     from icegan.protocol import LosoStateError, read_partial_tag
-    from icegan.selection import select_nested
+    from icegan.selection import check_inner_folds, select_nested
 
     suite = load_suite(suite_path, seeds)
     out = Path("runs") / suite.name if out is None else Path(out)
@@ -1046,6 +1071,14 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
                 checked[p.out] = fs, check_run(p.config, fs, said)
             except (ValueError, OSError) as exc:
                 raise type(exc)(f"suite run '{p.label}' (seed {p.seed}): {exc}") from None
+        elif p.selection:       # every recipe's outer folds split into the inner folds: subjects only, no model
+            recipes = {r.run_dir: r for c in p.selection for r in ([c] if c.config is not None else c.members)}
+            try:
+                for r in recipes.values():
+                    check_inner_folds(r.config, load_feature_set(r.config.data, cache=feature_sets),
+                                      suite.selection.inner_folds)
+            except (ValueError, OSError) as exc:
+                raise type(exc)(f"suite selection '{p.label}' (seed {p.seed}), recipe '{r.label}': {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
     if not (out / SUITE_MARK).is_file():      # the folder is a suite's from now on: no run may write into it
         _write_times(out, {})
