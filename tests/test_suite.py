@@ -321,15 +321,18 @@ def test_every_shipped_suite_plans(path, tmp_path):
 
 def test_member_data_errors_fail_before_any_member_trains(shared_data, tmp_path, capsys):
     """A member whose data fails `icegan loso`'s checks (here an SDE run with the dataset head, and a table with a
-    missing map) stops the suite before the first member trains, naming the member and its seed."""
+    missing map) stops the suite before the first member trains, naming the member and its seed. The valid member
+    runs the same LOSO (its protocol and dataset), which a suite's runs must (else the plan refuses them first)."""
     root = f"data.root={shared_data / 'megc2019_htnet'}"
     for bad, msg in [(["protocol=SDE", "dataset=casme2", "model.domain_adversarial=1"],
                       "suite run 'dataset head' (seed 0): model.domain_adversarial=1.0 learns features"),
                      (["model.au_weight=1", f"data.annotations={tmp_path / 'no_sheets'}"],
                       "suite run 'dataset head' (seed 0): model.au_weight=1.0: ")]:
         suite = tmp_path / "bad.yaml"
+        same = [o for o in bad if o.startswith(("protocol=", "dataset="))]
         suite.write_text(f"name: bad\nseeds: [0]\nruns:\n"
-                         f"  - {{label: plain, config: {CONFIGS}/features_ststnet.yaml, overrides: [model.epochs=1]}}\n"
+                         f"  - {{label: plain, config: {CONFIGS}/features_ststnet.yaml, "
+                         f"overrides: [{', '.join(['model.epochs=1', *same])}]}}\n"
                          f"  - {{label: dataset head, config: {CONFIGS}/features_ststnet.yaml, "
                          f"overrides: [{', '.join(bad)}]}}\n")
         out = tmp_path / "out"
