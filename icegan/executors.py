@@ -211,10 +211,12 @@ def _local_tqdm_lock() -> None:
     tqdm.set_lock(threading.RLock())
 
 
-def _run_group_task(folds: list) -> list:
-    """Body of one :class:`ProcessGroupMap` task: the worker's fold function on one group of folds."""
+def _run_group_task(folds: list) -> tuple[list, Any]:
+    """Body of one :class:`ProcessGroupMap` task: the worker's fold function on one group of folds; returns its
+    results and its extras for the group (``_GROUP_FN.task_report(folds)``; None when it has no ``task_report``)."""
     assert _GROUP_FN is not None, "ProcessGroupMap worker was not initialised"
-    return list(_GROUP_FN(folds))
+    results = list(_GROUP_FN(folds))
+    return results, (_GROUP_FN.task_report(folds) if hasattr(_GROUP_FN, "task_report") else None)
 
 
 class ProcessGroupMap:
@@ -223,7 +225,10 @@ class ProcessGroupMap:
     ``group_map(folds_fn, groups)`` yields ``(group, results)`` in completion order, where ``results`` =
     ``folds_fn(group)``; :func:`icegan.protocol.run_loso` records each fold as its group arrives, so an
     interrupted run resumes like a sequential one. ``folds_fn`` must be picklable: it is sent once to each
-    worker (the features travel with it), the folds are sent without their TensorBoard writer. Workers
+    worker (the features travel with it), the folds are sent without their TensorBoard writer: what a group
+    has to log comes back as the extras of ``folds_fn.task_report(group)`` (run in the worker after the group) and
+    is handed to ``folds_fn.merge_report(group, extra)`` in this process, whose folds keep their writer, before
+    the group is yielded (both optional, as :class:`RayExecutor`'s per-fold ones). Workers
     are started with ``spawn`` (no fork of a process that already runs torch threads) and end when the
     main process ends, also when it is killed.
 
@@ -284,7 +289,9 @@ class ProcessGroupMap:
                     broken.append(futures[fut])
                     continue
                 with fold_named_in_errors(futures[fut]):    # the worker's exception, as the parent receives it
-                    results = fut.result()
+                    results, extra = fut.result()
+                if extra is not None and hasattr(folds_fn, "merge_report"):
+                    folds_fn.merge_report(futures[fut], extra)
                 yield futures[fut], results
             if broken:
                 raise WorkerDiedError(_worker_died_message(sorted(broken, key=lambda g: g[0].index)))

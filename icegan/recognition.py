@@ -413,14 +413,20 @@ class SnapshotAverage(torch.nn.Module):
 
 def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, masks: np.ndarray,
                        folds: Sequence[Any], S: int, seed: int, progress: bool, writer: Any = None,
-                       n_classes: int = 3, n_real: Optional[int] = None) -> np.ndarray:
+                       n_classes: int = 3, n_real: Optional[int] = None, val: Optional[np.ndarray] = None,
+                       shares: Optional[dict] = None) -> np.ndarray:
     """``cfg.noise_filter=forest``: the training masks (G, N) of ``folds`` (``S`` copies each) less the training clips
     flagged by :func:`icegan.label_noise.flag_noisy_labels` on that fold's training clips (forest seed: the fold's,
     ``seed + 1000 · fold.index``, wrapped into [0, SEED_MAX] by :func:`flownet.user_numbers.derived_seed`). With
     ``n_real`` (rows ``0..n_real-1`` real, the rest synthetic, as :func:`fit_predict_folds`), the forest and its class
-    thresholds see the fold's real training rows only, and no synthetic row is dropped. With a TensorBoard
-    ``writer``, the share of each fold's (real) training clips left out is logged as ``noise_filter/dropped_share``
-    at step = the fold's index."""
+    thresholds see the fold's real training rows only, and no synthetic row is dropped.
+
+    The fold's dropped share: the flagged clips' share of the (real) training clips the filter can drop, those of
+    the inner-validation subjects excluded (``val``: (G, N) bool, :func:`inner_val_masks`' second mask, whose clips
+    are all kept; a mean over the fold's ``S`` copies, each with its own draw; None: every training clip counts).
+    It is logged to a TensorBoard ``writer`` as ``noise_filter/dropped_share`` at step = the fold's index, and
+    stored as ``shares[fold index]`` (a float in [0, 1]) when a dict ``shares`` is given (a worker process, which has
+    no writer, sends them back to the parent to log)."""
     from tqdm.auto import tqdm
 
     from icegan.environment import limit_sklearn_threads
@@ -435,8 +441,12 @@ def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, 
         flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, derived_seed(seed, 1000 * index),
                                   cfg.class_weighting, n_classes=n_classes, n_jobs=max(1, torch.get_num_threads()))
         masks[i * S:(i + 1) * S, train[flags]] = False
+        share = float(flags.mean()) if val is None else \
+            float(np.mean([flags[~val[g, train]].mean() for g in range(i * S, (i + 1) * S)]))
+        if shares is not None:
+            shares[index] = share
         if writer is not None:
-            writer.add_scalar("noise_filter/dropped_share", float(flags.mean()), index)
+            writer.add_scalar("noise_filter/dropped_share", share, index)
     return masks
 
 
@@ -945,7 +955,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
                       folds: Sequence[Any], device: str | torch.device = "cpu", seed: int = 0,
                       oracle_epoch: bool = False, progress: bool = True, writer: Any = None,
                       action_units: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
-                      n_classes: int = 3, n_real: Optional[int] = None) -> list[np.ndarray]:
+                      n_classes: int = 3, n_real: Optional[int] = None,
+                      noise_shares: Optional[dict] = None) -> list[np.ndarray]:
     """Train one grouped network for several LOSO folds (× ``cfg.seeds``) and score their test rows.
 
     Args:
@@ -971,6 +982,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
             (annotated labels, not the action-unit rule's), and none of their rows, real or synthetic (made from
             their clips), is trained on. With ``cfg.noise_filter=forest`` the filter is fitted on, and drops among,
             each fold's real training rows only; every synthetic training row is kept.
+        noise_shares: with ``cfg.noise_filter=forest``, a dict that receives each fold's dropped share (the one
+            logged to ``writer``, :func:`_drop_noisy_labels`): ``{fold index: share}``; None: not kept.
 
     Returns:
         One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or
@@ -1002,7 +1015,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         # other fold flags (a flag that depends on its own subject's labels) must not change the batches of the
         # model tested on that subject
         batch_rows = torch.from_numpy(masks.any(0))
-        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer, n_classes, n_real)
+        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer, n_classes, n_real, val,
+                                   noise_shares)
     if val is not None:
         masks = masks & ~val                    # every row of the validation subjects, their synthetic clips too
         if n_real is not None:

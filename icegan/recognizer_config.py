@@ -116,8 +116,9 @@ class RecognizerConfig:
             test subject is never involved. With ``data.synthetic_per_clip`` the forest and its class thresholds
             are computed on the fold's real training clips only; the synthetic clips are never candidates and are
             all kept. The share left out per fold is logged to TensorBoard
-            (``noise_filter/dropped_share``). With ``inner_val_fraction`` the validation subjects are drawn before
-            the filter and keep all their clips. ``icegan loso`` feature runs with ``ststnet`` or ``offtanet``.
+            (``noise_filter/dropped_share``, also with ``workers`` > 1). With ``inner_val_fraction`` the validation
+            subjects are drawn before the filter and keep all their clips; the share is then counted among the
+            other training clips (those the filter can drop). ``icegan loso`` feature runs with ``ststnet`` or ``offtanet``.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
         tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time; below

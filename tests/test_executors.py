@@ -343,7 +343,7 @@ def test_group_worker_applies_threads_and_allocator_and_ignores_ctrl_c(monkeypat
         signal.signal(signal.SIGINT, before)
     assert ignored and sorted(calls) == [("retain",), ("threads", 3)]
     folds = _folds(4)
-    assert ex._run_group_task(folds[2:4]) == [20, 30]
+    assert ex._run_group_task(folds[2:4]) == ([20, 30], None)
 
 
 def test_process_group_map_threads_default_and_limits(monkeypatch):

@@ -624,7 +624,8 @@ def check_domain_adversarial(cfg: "LosoConfig", fs, folds=None) -> None:
 class FeatureFolds:
     """The picklable fold-group function of a feature LOSO: ``FeatureFolds(...)(folds)`` → one score array
     per fold (:func:`icegan.recognition.fit_predict_folds`); it carries the features, so a worker process
-    (``workers`` > 1) receives them once."""
+    (``workers`` > 1) receives them once. A worker's folds have no TensorBoard writer: the group's noise-filter
+    shares go back with its results (:meth:`task_report`) and are logged in the parent (:meth:`merge_report`)."""
 
     def __init__(self, cfg: "LosoConfig", x, y, subjects: list[str], progress: bool = True, extra=None, au=None):
         self.cfg, self.progress = cfg, progress
@@ -639,10 +640,25 @@ class FeatureFolds:
                 au = (torch.cat([au[0], au[0].new_zeros(n, au[0].shape[1])]),
                       torch.cat([au[1], au[1].new_zeros(n)]))
         self.x, self.y, self.subjects, self.au = x, y, subjects, au
+        self.noise_shares: dict = {}        # the last call's {fold index: noise-filter dropped share}
+
+    def task_report(self, folds) -> dict:
+        """Extras of the group just trained, sent back from a worker process: ``{fold index: dropped share}`` of the
+        noise filter (empty without ``model.noise_filter``)."""
+        return dict(self.noise_shares)
+
+    def merge_report(self, folds, extra: dict) -> None:
+        """Parent side of :meth:`task_report`: log each share as ``noise_filter/dropped_share`` at step = the fold's
+        index to the folds' TensorBoard writer (as a one-process run does; nothing without a writer)."""
+        writer = folds[0].writer
+        if writer is not None:
+            for index, share in sorted(extra.items()):
+                writer.add_scalar("noise_filter/dropped_share", share, index)
 
     def __call__(self, folds):
         from icegan.recognition import fit_predict_folds
         c = self.cfg
+        self.noise_shares = {}
         real = self.subjects[:self.n_real]
         if c.data.train_subject_fraction < 1.0:     # a learning-curve point; before the synthetic rows are added
             from icegan.protocol import subsample_training_subjects
@@ -654,7 +670,7 @@ class FeatureFolds:
         return fit_predict_folds(c.model, self.x, self.y, self.subjects, folds, device=c.device, seed=c.seed,
                                  oracle_epoch=c.oracle_epoch, progress=self.progress, writer=folds[0].writer,
                                  action_units=self.au, n_classes=get_label_set(c.data.labels).n_classes,
-                                 n_real=self.n_real)
+                                 n_real=self.n_real, noise_shares=self.noise_shares)
 
 
 HELP_EPILOG = """\
