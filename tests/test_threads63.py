@@ -39,7 +39,7 @@ class _InProcessPool:
 
     def submit(self, task, folds):
         fut = Future()
-        fut.set_result(list(self.fn(folds)))
+        fut.set_result((list(self.fn(folds)), None))      # as _run_group_task: (results, no extras)
         return fut
 
     def shutdown(self, wait=True, cancel_futures=False):
