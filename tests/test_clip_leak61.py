@@ -15,7 +15,8 @@ from icegan.data.clip_list import ClipList
 def test_clip_list_refuses_one_folder_and_onset_listed_twice_whatever_the_apexes(tmp_path, apexes):
     """Lines 2 and 3 name one frames folder with onset 2 under subjects p01 and p02; the apexes differ (one spotted,
     one given, or two given): the same clip in two LOSO folds. Refused naming both lines and both apexes; the same
-    folder with onset 3 is another clip."""
+    folder with onset 3 is another clip of the same subject (under another subject it is refused too:
+    tests/test_clips65.py)."""
     frames = grey_frames(tmp_path / "EP02_01f", range(1, 11))
     csv = tmp_path / "list.csv"
     first, second = apexes
@@ -29,8 +30,8 @@ def test_clip_list_refuses_one_folder_and_onset_listed_twice_whatever_the_apexes
         f"listed on line 2 too (clip 'take1' of subject 'clips/p01', apex {said[first]}): one clip listed twice "
         f"would be counted twice and put into two subjects' LOSO folds; keep one of the two lines")
     csv.write_text(f"subject,clip,frames,onset,apex,offset\np01,take1,EP02_01f,2,{first},9\n"
-                   f"p02,take1copy,{frames},3,{second},9\n")
-    assert [r.key for r in ClipList(csv).records()] == ["clips/p01/take1", "clips/p02/take1copy"]
+                   f"p01,take1copy,{frames},3,{second},9\n")
+    assert [r.key for r in ClipList(csv).records()] == ["clips/p01/take1", "clips/p01/take1copy"]
 
 
 def _two_lists(tmp_path, second_onset: int) -> prep.PrepareConfig:

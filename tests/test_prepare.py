@@ -275,7 +275,7 @@ def test_a_prepare_stopped_midway_prepares_only_the_rest(tmp_path, monkeypatch):
     frames = grey_frames(tmp_path / "c1")
     clips = tmp_path / "clips.csv"
     clips.write_text("subject,clip,frames,onset,apex,offset\n"
-                     + "".join(f"p{i},c{i},{frames},{1 + i},{5 + i},10\n" for i in range(4)))
+                     + "".join(f"p0,c{i},{frames},{1 + i},{5 + i},10\n" for i in range(4)))
     spec = [prep.DatasetSpec(name="clips", root=str(clips))]
     whole = prep.prepare_dataset(prep.PrepareConfig(datasets=spec, cache_root=str(tmp_path / "ref"), size=16,
                                                     workers=1, progress=False))
@@ -311,7 +311,7 @@ def _four_clips(tmp_path: Path, cache: str):
     frames = grey_frames(tmp_path / "c1")
     clips = tmp_path / "clips.csv"
     clips.write_text("subject,clip,frames,onset,apex,offset\n"
-                     + "".join(f"p{i},c{i},{frames},{1 + i},{5 + i},10\n" for i in range(4)))
+                     + "".join(f"p0,c{i},{frames},{1 + i},{5 + i},10\n" for i in range(4)))
     return prep, prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(clips))],
                                     cache_root=str(tmp_path / cache), size=16, workers=1, progress=False)
 

@@ -47,12 +47,15 @@ def register(subparsers) -> None:
                                       "apex not coded, '/', an apex on or before the onset, as 2 rows of the "
                                       "official CASME II sheet: listed as skipped); warnings alone, such as a clip "
                                       "truncated after its apex, leave it 0; 1: a problem of the copy on disk or of "
-                                      "your input (a clip folder or frame missing, unreadable, ambiguous or of "
-                                      "another size, subjects of the sheet (SMIC with --composite-only: of the "
+                                      "your input (a clip folder missing; its onset or apex frame missing, "
+                                      "unreadable, ambiguous or of another size, or a frame of the span its "
+                                      "apex is to be spotted on (SMIC, a clip list without an apex) unreadable "
+                                      "or of another size; subjects of the sheet (SMIC with --composite-only: of the "
                                       "MEGC2019 composite, or fewer clips of a class) not on disk, a folder left "
                                       "unread, a "
                                       "typo in a composite row, an onset or apex cell mistyped such as 5.7), or no "
-                                      "clip usable; 2: a fatal error (the root, sheet or clip list unusable).")
+                                      "clip usable (other frames missing, unreadable or of another size are "
+                                      "warnings only: 0); 2: a fatal error (the root, sheet or clip list unusable).")
     chk.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic", "clips"],
                      help="clips: your own clip list (a CSV; --root is its path; icegan/data/clip_list.py)")
     chk.add_argument("--root", required=True, type=Path, help="dataset root (official layout)")

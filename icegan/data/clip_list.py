@@ -12,6 +12,7 @@ The list has one row per clip::
 * ``clip``: the clip's name (unique within its subject).
 * ``frames``: the folder of the clip's frames, relative to the CSV or absolute (a leading ``~`` is the home folder);
   spaces around it are ignored (a stray space typed in a spreadsheet) unless only the folder named with them exists.
+  One folder may hold several clips (onsets) of one subject, never clips of two subjects (a LOSO leak).
   Frame files are matched by the number at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the
   official releases.
 * ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
@@ -181,8 +182,9 @@ class ClipList:
             that is not one, an apex before the onset or after the offset, an offset before the onset of a clip whose
             apex is to be spotted, a label that is not a MEGC2019 class, a dataset name that is not a short word, a
             clip listed twice (by subject and clip name, or by frames folder and onset under another name or subject,
-            whatever the apexes and offsets) (each names the CSV line and clip; a clip listed twice names both
-            lines), a frames cell starting at the home folder of a user this machine does not have (``~alice/...``), a
+            whatever the apexes and offsets), one frames folder under two subjects whatever the onsets (its frames
+            in two LOSO folds; under one subject several onsets are several clips of one take) (each names the CSV
+            line and clip; a clip or folder listed twice names both lines), a frames cell starting at the home folder of a user this machine does not have (``~alice/...``), a
             row with fewer fields than the header that lacks the cell of a column read here ("K of the header's M
             fields"), two subject ids that differ only in case, leading zeros or '/' against '_'
             (:func:`icegan.protocol.check_subject_spellings`; naming both lines). Any other column is ignored with a
@@ -240,6 +242,7 @@ class ClipList:
                 raw[c] = ""
         out, seen, subjects = [], {}, {}
         shown: dict[tuple, tuple] = {}   # (resolved frames folder, onset) → (line, clip, subject, apex) listing it
+        owner: dict[Path, tuple] = {}    # resolved frames folder → (line, clip, subject, onset) first listing it
         for i, r in raw.iterrows():
             line = int(i) + 2
             if not any(str(v).strip() for v in r.to_numpy()):
@@ -304,6 +307,16 @@ class ClipList:
                                  f"on line {first_line} too (clip '{first_clip}' of subject '{first_subject}'{other}): "
                                  f"one clip listed twice would be counted twice{elsewhere}; keep one of the two lines")
             shown[same] = (line, clip, f"{dataset}/{subject}", apex)
+            # one folder under two subjects, whatever the onsets: its frames (an apex image, one face) would be in
+            # two subjects' LOSO folds, trained on and tested. Under one subject several onsets are several MEs of
+            # one long take (as SAMM has), kept
+            first_line, first_clip, first_subject, first_onset = owner.setdefault(
+                same[0], (line, clip, f"{dataset}/{subject}", onset))
+            if first_subject != f"{dataset}/{subject}":
+                raise ValueError(f"{where}: frames folder {same[0]} (onset {onset}) is listed on line {first_line} "
+                                 f"under another subject (clip '{first_clip}' of subject '{first_subject}', onset "
+                                 f"{first_onset}): its frames would be in two subjects' LOSO folds, trained on and "
+                                 f"tested on; list the folder under one subject")
             numbers, paths, problems = list_frames(folder) if folder.is_dir() else ((), (), [])
             for problem in problems:         # said here too, as icegan features (prepare) does not print warnings
                 what = ("; the first is used (the clip is skipped if it is the onset or apex frame): keep one"

@@ -718,7 +718,8 @@ def inputs_hash(tasks: list[tuple[ClipRecord, str]], settings: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = ()) -> tuple[list[int], list[str]]:
+def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = (),
+                      reasons: Optional[dict[int, str]] = None) -> tuple[list[int], list[str]]:
     """Frame numbers for apex−2, apex−1, apex+1, apex+2: the frame itself when present, else the
     present frame nearest to it (ties: towards the apex); returns the numbers and notes on substitutions.
 
@@ -726,7 +727,9 @@ def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = 
     frame at or before the onset (the neutral face: apex−1 of an apex at onset+1) or after the offset is replaced
     as an absent one is, by the nearest frame inside (the apex itself, at worst), which
     :func:`icegan.gan.pairs.load_prepared_pairs` does not pair twice. Frames in ``unreadable`` (files on disk that
-    cannot be decoded) count as absent; the apex must not be one."""
+    cannot be decoded) count as absent; the apex must not be one. ``reasons``: why a frame of ``unreadable`` was
+    not used, said in its note (``"size 100×100, expected 231×282"``: a readable frame of another size than the
+    onset's); default ``"unreadable"``."""
     def inside(n: int) -> bool:             # after the onset, up to the offset (:func:`neighbour_inside`)
         return neighbour_inside(n, rec.onset, apex, rec.offset)
     nums = np.array([n for n in rec.frame_numbers if n not in unreadable and (inside(n) or n == apex)])
@@ -743,14 +746,19 @@ def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = 
             why = (f"at or before the onset {rec.onset}" if rec.onset is not None and t <= rec.onset
                    else f"after the offset {rec.offset}")
         else:
-            why = f"unreadable ({rec.frame_path(t).name})" if t in unreadable else "not on disk"
+            why = (f"{(reasons or {}).get(t, 'unreadable')} ({rec.frame_path(t).name})" if t in unreadable
+                   else "not on disk")
         notes.append(f"apex{d:+d} frame {t} {why}, used {n}")
     return out, notes
 
 
 class _OddFrameError(ValueError):
     """A frame whose size (or, in colour, whose grey or colour) is not its clip's onset frame's
-    (:func:`process_clip`)."""
+    (:func:`process_clip`). ``short``: the reason in a few words for a note (``"size 100×100, expected 231×282"``)."""
+
+    def __init__(self, message: str, short: str):
+        super().__init__(message)
+        self.short = short
 
 
 def _grey(image: np.ndarray) -> bool:
@@ -821,20 +829,23 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             if im.shape[:2] != onset_hw:
                 raise _OddFrameError(other_size_text(
                     f"frame {n} ({rec.frame_path(n).name})", im.shape[1::-1],
-                    f"the onset frame {rec.onset} ({rec.frame_path(rec.onset).name})", onset_hw[::-1]))
+                    f"the onset frame {rec.onset} ({rec.frame_path(rec.onset).name})", onset_hw[::-1]),
+                    f"size {im.shape[1]}×{im.shape[0]}, expected {onset_hw[1]}×{onset_hw[0]}")
             if color == "rgb" and _grey(im) != onset_grey:
                 kinds = ("greyscale", "in colour") if onset_grey else ("in colour", "greyscale")
                 raise _OddFrameError(f"frame {n} ({rec.frame_path(n).name}) is {kinds[1]}, the onset frame "
                                      f"{rec.onset} ({rec.frame_path(rec.onset).name}) {kinds[0]} (color: rgb): "
-                                     f"the frames of a clip must be alike (a frame saved in grey?)")
+                                     f"the frames of a clip must be alike (a frame saved in grey?)",
+                                     f"{kinds[1]}, expected {kinds[0]}")
             return im
 
         images[rec.apex] = read_like_onset(rec.apex)
         nb: list[int] = []
         unreadable: set[int] = set()
         why_not: dict[int, str] = {}            # neighbour frame → why it was not used (unreadable, another size)
+        short_why: dict[int, str] = {}          # the same in a few words, for select_neighbours' note
         while settings["neighbours"]:
-            nb, nb_notes = select_neighbours(rec, rec.apex, unreadable)
+            nb, nb_notes = select_neighbours(rec, rec.apex, unreadable, short_why)
             if unreadable.intersection(nb):     # each pass drops one more frame: picking one again would never end
                 raise RuntimeError(f"{rec.key}: select_neighbours picked unreadable frame(s) "
                                    f"{sorted(unreadable.intersection(nb))} again (a bug: please report it)")
@@ -846,6 +857,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                 unreadable.add(n)               # pick again without it: the nearest readable frame
                 why_not[n] = str(exc)
                 if isinstance(exc, _OddFrameError):
+                    short_why[n] = exc.short
                     notes.append(f"{exc}; not used")
                 continue
             notes += nb_notes
@@ -1013,8 +1025,14 @@ def needs_face_models(jobs: list[tuple]) -> bool:
 
 
 def _worker_init() -> None:
+    """Set up a pool worker: Ctrl-C ignored (it is the parent's: it stops the pool, see :func:`_pool_map`), the
+    worker ended with its parent (the forkserver, itself ended with the prepare process: a prepare killed with
+    SIGKILL left them alive for ever; :func:`icegan.data.parent_exit.exit_with_parent`), one thread each."""
     import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the parent's: it stops the pool (see _pool_map)
+
+    from icegan.data.parent_exit import exit_with_parent
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
     cv2.setNumThreads(1)
