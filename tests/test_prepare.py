@@ -95,7 +95,7 @@ def test_a_neighbour_pick_that_ignores_unreadable_frames_fails_instead_of_loopin
     clips = tmp_path / "clips.csv"
     clips.write_text("subject,clip,frames,onset,apex,offset\nme,good,good,46,59,61\n")
     real = prep.select_neighbours
-    monkeypatch.setattr(prep, "select_neighbours", lambda rec, apex, unreadable=(): real(rec, apex))
+    monkeypatch.setattr(prep, "select_neighbours", lambda rec, apex, unreadable=(), reasons=None: real(rec, apex))
     cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(clips))],
                              cache_root=str(tmp_path / "cache"), size=32, workers=1, progress=False)
     with pytest.raises(RuntimeError, match=r"clips/me/good: select_neighbours picked unreadable frame\(s\) \[60\]"):
