@@ -570,8 +570,15 @@ def _folds_difference(h: dict, h0: dict, d: Path, d0: Path) -> str:
     return f"{said}; {'; '.join(parts)}" if parts else f"{said}, first difference {_first_diff(a, b)}"
 
 
-def _first_diff(a: Sequence, b: Sequence) -> str:
+def _first_diff(a: Sequence, b: Sequence, names: tuple[str, str] = ("the first", "the second")) -> str:
+    """The first position where sequences ``a`` and ``b`` differ, for a refusal's message: ``'x' vs 'y'`` (their
+    items there, as repr), or, where one is a prefix of the other (a max_folds run against a full one), the first item
+    the shorter lacks, ``'x' only in <name>`` with ``names`` the two sequences' names as the message says them;
+    ``"none"`` for equal sequences. Raises nothing."""
     for x, y in zip(a, b):
         if x != y:
             return f"{x!r} vs {y!r}"
-    return "in length"
+    if len(a) == len(b):
+        return "none"
+    k, name = (0, names[0]) if len(a) > len(b) else (1, names[1])
+    return f"{(a, b)[k][min(len(a), len(b))]!r} only in {name}"

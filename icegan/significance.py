@@ -408,7 +408,8 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
 
     Returns:
         One dict per entry: label, runs (count), oracle, leaky (:attr:`RunSet.leaky`), null_run
-        (:attr:`RunSet.null_run`), UF1, UAR (the point values: mean
+        (:attr:`RunSet.null_run`), label_set, protocol (:attr:`RunSet.protocol`), dataset (of SDE runs, the dataset of
+        their subjects; else None), UF1, UAR (the point values: mean
         over the entry's runs on all subjects), UF1_ci, UAR_ci ((low, high)), and for entries other than the baseline
         dUF1, dUAR (point differences), dUF1_ci, dUAR_ci, p_better (share of resamples where the entry's UF1 is strictly
         above the baseline's) and p_tie (share where the two are equal, e.g. runs that differ on a few subjects only, in
@@ -451,8 +452,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
                 return [f"{subj}/{clip} label {y}" for subj, clip, y in c[["subject", "clip", "y_true"]].to_numpy()]
             a, b = rows(s.clips), rows(ref.clips)
             count = f"{len(a)} vs {len(b)} clips, " if len(a) != len(b) else ""
+            first = _first_diff(a, b, (f"'{s.label}'", f"'{ref.label}'"))    # a clip only the longer one has
             raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels ({count}first difference "
-                             f"{_first_diff(a, b)}); a paired comparison needs the same LOSO over the same data")
+                             f"{first}); a paired comparison needs the same LOSO over the same data")
     if stratify:            # the strata are the baseline's datasets: every entry must agree on them
         check_same_datasets([ref, *(s for k, s in enumerate(sets) if k != baseline)])
     n_subj = len(ref.subjects)
@@ -479,8 +481,10 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     point = joint(np.arange(n_subj))
     out = []
     for k, s in enumerate(sets):
+        sde = s.datasets() if s.protocol == "SDE" else []
         row = {"label": s.label, "runs": len(s.runs), "oracle": s.oracle, "leaky": s.leaky,
-               "label_set": s.label_set, "null_run": s.null_run,
+               "label_set": s.label_set, "null_run": s.null_run, "protocol": s.protocol,
+               "dataset": sde[0] if len(sde) == 1 else None,
                "UF1": float(point[2 * k]),
                "UAR": float(point[2 * k + 1]),
                "UF1_ci": (float(low[2 * k]), float(high[2 * k])),
@@ -555,7 +559,11 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     and the caption name the baseline without the ``[PARTIAL: k of n folds]`` tag of a run cut by max_folds, which
     its row shows. A null run's label carries ``[NULL RUN]`` (:func:`load_run_set`; its row shows it, the headers
     leave it out as the partial tag); where a row is one (``null_run``), the legend says what the tag means
-    (:data:`icegan.report.NULL_RUN_LEGEND`).
+    (:data:`icegan.report.NULL_RUN_LEGEND`). The rows' protocol (their ``protocol``, :func:`bootstrap_compare`) is a
+    ``protocol`` CSV column (empty where unknown; no column for rows without that key); HDE and SDE rows name it in
+    the Markdown legend (``Protocol: HDE leave-one-dataset-out.``, ``Protocol: SDE LOSO on CASME II.``,
+    :func:`icegan.protocol.protocol_title`, the SDE dataset from the rows' ``dataset``) and in the LaTeX caption and
+    legend; CDE rows give the table as before.
 
     The legend also says how many paired Δ intervals the page shows (``paired_intervals``, all its tables together;
     None: this table's, ΔUF1 and ΔUAR of each entry but the baseline), that each is at ``confidence`` with no
@@ -574,12 +582,20 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     pct = f"{100 * confidence:g} %"
     label_set = get_label_set(rows[baseline].get("label_set", DEFAULT_LABELS))
     named = label_set.name != DEFAULT_LABELS       # a Classes column / line, only then (as icegan table)
+    protocol = rows[baseline].get("protocol")       # one for every row: bootstrap_compare refuses a mix
+    proto = ""                                      # HDE and SDE named in the caption and legend, CDE as before
+    if protocol not in (None, "CDE"):
+        from icegan.protocol import DATASET_TITLES, protocol_title
+        sde = rows[baseline].get("dataset")
+        proto = protocol_title(protocol) + (f" on {DATASET_TITLES.get(sde, sde)}" if sde else "")
     if fmt == "csv":
         flat = []
         for r in rows:
             f = {} if csv_scope is None else {"scope": csv_scope}
             f |= {"label": r["label"], "runs": r["runs"],
                   "selection": selection_word(r["oracle"], r.get("leaky", False), "ORACLE")}
+            if "protocol" in r:
+                f["protocol"] = r["protocol"] or ""
             if named:
                 f["classes"] = label_set.name
             for key in ("UF1", "UAR", "dUF1", "dUAR"):
@@ -605,10 +621,22 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
             return f"${v:.4f}$ [${lohi[0]:.4f}$, ${lohi[1]:.4f}$]"
         return f"{v:.4f} [{lohi[0]:.4f}, {lohi[1]:.4f}]"
 
+    less, more = ("$<$", "$>$") if latex else ("<", ">")
+
+    def share(p: float) -> str:
+        """``p`` (a share in [0, 1]) in percent to one decimal; a share that is not exactly 0 or 1 but would round
+        to 0.0 % or 100.0 % is ``<0.1 %`` or ``>99.9 %``, so that only exact shares read as none or all."""
+        if 0 < p < 0.0005:
+            return f"{less}0.1{percent}"
+        if 0.9995 <= p < 1:
+            return f"{more}99.9{percent}"
+        return f"{100 * p:.1f}{percent}"
+
     def better(r) -> str:
-        """The share of resamples with a strictly higher UF1, and the share of ties when there are any."""
+        """The share of resamples with a strictly higher UF1, and the share of ties when there are any
+        (:func:`share`)."""
         tie = r.get("p_tie", 0.0)
-        return f"{100 * r['p_better']:.1f}{percent}" + (f" (ties {100 * tie:.1f}{percent})" if tie > 0 else "")
+        return share(r["p_better"]) + (f" (ties {share(tie)})" if tie > 0 else "")
 
     body = []                            # the cells of every row, in either format
     for r in rows:
@@ -631,7 +659,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
             f"in an entry: the mean over its runs. Resamples UF1 > baseline counts strictly higher UF1s; equal ones "
             f"are given as ties. Intervals describe new subjects like these, not a recipe chosen "
             f"after seeing these results." + several + (f" Classes: {label_set.title} (data.labels={label_set.name})."
-                                                        if named else ""))
+                                                        if named else "")
+            + (f" Protocol: {proto}." if proto else ""))
     if any(r.get("null_run") for r in rows):            # what the tag of a null run's label means
         from icegan.report import NULL_RUN_LEGEND
         note += " " + NULL_RUN_LEGEND
@@ -642,7 +671,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         tab = pd.DataFrame(body, columns=head).to_latex(index=False, escape=False, column_format="lrlccccr")
         where = f" on {esc(scope)}" if scope else ""
         classes = f" of {esc(label_set.title)}" if named else ""
-        caption = (f"UF1 and UAR{classes}{where} with {p} subject-bootstrap intervals ({resamples} resamples of the "
+        runs = f" of {esc(proto)} runs" if proto else ""
+        caption = (f"UF1 and UAR{runs}{classes}{where} with {p} subject-bootstrap intervals ({resamples} resamples of the "
                    f"subjects{within}, the same for every entry), and the paired differences to {b}.")
         return latex_float(tab, caption, label) + ("" if not legend else "".join(f"% {ln}\n"
                                                                                   for ln in textwrap.wrap(note, 110)))

@@ -340,6 +340,6 @@ def test_compare_names_the_classes_of_five_class_runs(tmp_path, capsys, fmt):
         assert f"UF1 and UAR of {title} with 95 \\% subject-bootstrap" in five
         assert "\\caption{UF1 and UAR with 95 \\% subject-bootstrap" in three
     else:
-        assert five.splitlines()[0].startswith("label,runs,selection,classes,UF1,")
-        assert five.splitlines()[1].startswith("a,1,honest,casme2_5,")
-        assert three.splitlines()[0].startswith("label,runs,selection,UF1,")
+        assert five.splitlines()[0].startswith("label,runs,selection,protocol,classes,UF1,")
+        assert five.splitlines()[1].startswith("a,1,honest,CDE,casme2_5,")
+        assert three.splitlines()[0].startswith("label,runs,selection,protocol,UF1,")
