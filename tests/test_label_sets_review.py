@@ -337,9 +337,9 @@ def test_compare_names_the_classes_of_five_class_runs(tmp_path, capsys, fmt):
     if fmt == "markdown":
         assert f"Classes: {title} (data.labels=casme2_5)." in five and "Classes:" not in three
     elif fmt == "latex":
-        assert f"UF1 and UAR of {title} with 95 \\% subject-bootstrap" in five
-        assert "\\caption{UF1 and UAR with 95 \\% subject-bootstrap" in three
+        assert f"UF1 and UAR of SDE LOSO on CASME II runs of {title} with 95 \\% subject-bootstrap" in five
+        assert "\\caption{UF1 and UAR of SDE LOSO on CASME II runs with 95 \\% subject-bootstrap" in three
     else:
         assert five.splitlines()[0].startswith("label,runs,selection,protocol,classes,UF1,")
-        assert five.splitlines()[1].startswith("a,1,honest,CDE,casme2_5,")
+        assert five.splitlines()[1].startswith("a,1,honest,SDE,casme2_5,")
         assert three.splitlines()[0].startswith("label,runs,selection,protocol,UF1,")

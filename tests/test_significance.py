@@ -167,7 +167,7 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
     table = comparison_table(rows)
     assert "| better | 1 | honest |" in table and "(baseline)" in table and "ΔUF1 vs base" in table
     csv = comparison_table(rows, fmt="csv")
-    assert csv.splitlines()[0].startswith("label,runs,selection,UF1,UF1_low,UF1_high")
+    assert csv.splitlines()[0].startswith("label,runs,selection,protocol,UF1,UF1_low,UF1_high")
     tex = comparison_table(rows, fmt="latex").splitlines()
     assert tex[3] == (r"\caption{UF1 and UAR with 95 \% subject-bootstrap intervals (9999 resamples of the subjects, "
                       r"the same for every entry), and the paired differences to base.}")
