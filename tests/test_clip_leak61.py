@@ -49,7 +49,9 @@ def _two_lists(tmp_path, second_onset: int) -> prep.PrepareConfig:
 def test_two_entries_listing_one_folder_and_onset_under_two_keys_are_refused(tmp_path, monkeypatch):
     """clips/p01/c1 (a.csv) and clips/p02/c1 (b.csv) are one frames folder with onset 2: one clip in two subjects'
     LOSO folds. Refused before any clip is prepared or a cache folder made, naming both keys, both entries and the
-    folder; with onset 3 in b.csv they are two clips and both are prepared."""
+    folder; with onset 3 in b.csv they are two clips, but of one folder under two subjects: refused too (the
+    message, and one subject's two onsets of the folder in two entries accepted, in tests/test_leak65.py: here b.csv's
+    key clips/p02/c1 under p01 would be clips/p01/c1, refused as a key in two entries)."""
     cfg = _two_lists(tmp_path, 2)
     with monkeypatch.context() as m:
         m.setattr(prep, "process_clip", lambda *a: pytest.fail("a clip was prepared"))
@@ -62,7 +64,8 @@ def test_two_entries_listing_one_folder_and_onset_under_two_keys_are_refused(tmp
         f"both, so one clip would be prepared twice and put into two subjects' LOSO folds; keep it in one of the "
         f"entries (remove its row, or narrow the entries with subjects or clips)")
     assert not (tmp_path / "cache").exists()
-    assert list(prep.prepare_dataset(_two_lists(tmp_path, 3)).manifest["key"]) == ["clips/p01/c1", "clips/p02/c1"]
+    with pytest.raises(prep.PrepareError, match="under two subjects, clips/p02 \\(onset 3\\) and clips/p01 "):
+        prep.prepare_dataset(_two_lists(tmp_path, 3))
 
 
 def test_a_clip_list_row_of_a_casme2_clip_beside_the_casme2_entry_is_refused(shared_data, tmp_path, monkeypatch):

@@ -1309,7 +1309,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             the raw and the cropped CASME II both holding sub01: said before any clip is prepared, naming both entries
             and the key), or two clip keys of two dataset entries are one frames folder (its real path) with one onset
             (e.g. a CASME II clip's folder also in a clip list: one clip in two subjects' LOSO folds; said before any
-            clip is prepared, naming both keys, both entries and the folder), the cache folder to replace cannot be
+            clip is prepared, naming both keys, both entries and the folder), or one frames folder is under two
+            subjects of two dataset entries whatever the onsets (its frames in two subjects' LOSO folds; one subject's
+            several onsets of a folder are several clips of one take; said before any clip is prepared, naming both
+            keys, entries, subjects and onsets and the folder), the cache folder to replace cannot be
             moved aside or the new one put in its place (naming the folder), or the cache folder is a symbolic link
             holding no complete cache (:func:`_refuse_link`: said before any clip is prepared, naming the link and its
             target).
@@ -1343,6 +1346,10 @@ def _prepare(cfg: PrepareConfig, cache_only: bool = False) -> Optional[PreparedD
     # (real clip folder, onset) → (record, its entry): one clip under two keys of two entries (a CASME II clip's
     # folder also in a clip list) would be in two subjects' LOSO folds; compared only when there are several entries
     folder_of: dict[tuple[str, int], tuple[ClipRecord, int]] = {}
+    # real clip folder → (the record first listing it, its entry): one folder under two subjects of two entries,
+    # whatever the onsets, puts its frames (an apex image, one face) in two subjects' LOSO folds; one subject's
+    # several onsets are several MEs of one take, kept (as a clip list does within itself)
+    owner_of: dict[str, tuple[ClipRecord, int]] = {}
 
     def entry(i: int) -> str:
         s = cfg.datasets[i]
@@ -1395,6 +1402,14 @@ def _prepare(cfg: PrepareConfig, cache_only: bool = False) -> Optional[PreparedD
                                        f"{entry(i_first)}: frames folder {real} with onset {r.onset} in both, so "
                                        f"one clip would be prepared twice{folds}; keep it in one of the entries "
                                        f"(remove its row, or narrow the entries with subjects or clips)")
+                owner, i_owner = owner_of.setdefault(real, (r, i_spec))
+                if i_owner != i_spec and owner.subject != r.subject:
+                    raise PrepareError(f"prepare: clip {r.key} of {entry(i_spec)} and clip {owner.key} of "
+                                       f"{entry(i_owner)} are one frames folder {real} under two subjects, "
+                                       f"{r.subject} (onset {r.onset}) and {owner.subject} (onset {owner.onset}): "
+                                       f"its frames would be in two subjects' LOSO folds, trained on and tested on; "
+                                       f"list the folder under one subject (remove one of the rows, or narrow the "
+                                       f"entries with subjects or clips)")
             tasks.append((r, spec.mode))
         for subject, text in case_twin_subjects(recs).items():     # sub02/ read, Sub02/ beside it not
             log.warning("%s: %s", subject, text)
