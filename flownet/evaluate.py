@@ -120,9 +120,9 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     """Run ``model`` (registry name, or a ready ``estimator``) over the pairs and score it. ``iters``,
     ``precision`` (``fp32`` | ``bf16`` | ``auto``, :func:`flownet.registry.resolve_precision`) and ``compile``
     (``torch.compile``; the warm-up pair compiles, and every further image size compiles again inside the timed
-    loop) apply to the learned models only (ValueError for ``compile`` with a classical method). ``input_size``
-    (``native`` | ``auto`` | int, :func:`flownet.resolution.at_input_size`) computes the flow at another size and
-    scores it at the pairs' own size. ``tta`` (``none`` | ``hflip``, learned models only) averages each flow with the
+    loop) apply to the learned models only (ValueError for ``compile``, or a ``precision`` other than ``fp32``, with a
+    classical method). ``input_size`` (``native`` | ``auto`` | int, :func:`flownet.resolution.at_input_size`)
+    computes the flow at another size and scores it at the pairs' own size. ``tta`` (``none`` | ``hflip``, learned models only) averages each flow with the
     un-mirrored flow of the mirrored pair (:class:`flownet.registry._LearnedEstimator`); the speed includes it.
     ``max_motion`` (pixels): the generic scenes' largest object translation (:func:`load_pairs`). ``module``: the
     spec of ``model="custom"`` (:class:`flownet.registry.CustomFlowEstimator`), and ``module_key`` how it was given
@@ -137,12 +137,13 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     ``n_valid``), the speed (``pairs_per_s``, ``seconds_per_pair``), ``image_size`` (the first pair's ``[H, W]``),
     ``image_sizes`` (every distinct ``[H, W]``) and the settings that move the score, resolved: ``input_size`` (the working ``[H, W]`` the flow was
     computed at, or ``"native"``: each pair's own size), ``precision`` (``"fp32"`` or ``"bf16"``, ``auto`` resolved;
-    None for the classical methods, which run OpenCV in float32) and ``iters`` (SRFlowNet: the updates run, its
-    config's when not given; other models: ``iters`` as given, None for their own count or none).
+    None for the classical methods, which run OpenCV in float32) and ``iters`` (SRFlowNet and RAFT: the updates
+    run, the model config's when not given; other models: ``iters`` as given, None for their own count or none).
 
     Raises ValueError for no pairs, for pairs whose frames differ in size or whose ground truth is not of their size,
     for pairs whose ground truth has no valid pixel (each named: a broken ``.flo``), for ``iters`` with a model
-    without recurrent updates (tvl1, farneback, liteflownet2, custom), or for a flow with NaN or infinite values
+    without recurrent updates (tvl1, farneback, liteflownet2, custom), for a ``precision`` other than ``fp32`` with a
+    classical method (tvl1, farneback: OpenCV runs in float32), or for a flow with NaN or infinite values
     (the model and the pair named), and for ``n_pairs`` with ``data="middlebury"`` or ``size`` with ``"middlebury"``
     or ``"kitti"`` (else ignored: every sequence is scored at its own size), before anything is read."""
     from tqdm import tqdm
@@ -162,10 +163,11 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     if estimator is None:
         if model == "custom" and iters is not None:
             raise ValueError("iters applies to srflownet and RAFT; a custom network's factory sets its own")
-        from .registry import canonical_name
+        from .registry import canonical_name, refuse_classical_precision
         if iters is not None and canonical_name(model) in ("tvl1", "farneback", "liteflownet2"):
             raise ValueError(f"iters (--iters) applies to the recurrent models (srflownet, RAFT); '{model}' makes no "
                              f"recurrent updates: leave it out")
+        refuse_classical_precision(model, precision)
         kw = {"iters": iters} if iters is not None else {}    # refused above for the models without updates
         if module:
             kw.update(module=module, module_key=module_key)
@@ -185,7 +187,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     if empty:
         raise ValueError(f"{len(empty)} pair(s) have no valid ground-truth pixel (every flow value unknown: above "
                          f"1e9 or not finite, or masked out), e.g. {', '.join(empty[:3])}: check their .flo files")
-    from .registry import SRFlowNetEstimator, _LearnedEstimator
+    from .registry import BackboneEstimator, SRFlowNetEstimator, _LearnedEstimator
     from .resolution import ResizedEstimator, at_input_size
     if input_size != "native":
         estimator = at_input_size(estimator, input_size, tuple(pairs[0]["img1"].shape[-2:]))
@@ -193,7 +195,10 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     working = list(estimator.size) if resized else "native"
     base = estimator.base if resized else estimator
     used_precision = base.precision if isinstance(base, _LearnedEstimator) else None
-    used_iters = update_count(base.iters, base.model.config.iters) if isinstance(base, SRFlowNetEstimator) else iters
+    # the updates run: the model config's count when none was given (SRFlowNet, RAFT: their forward's own default)
+    recurrent = isinstance(base, SRFlowNetEstimator) or (isinstance(base, BackboneEstimator)
+                                                         and base.name in ("srflownet", "raft_small", "raft_large"))
+    used_iters = update_count(base.iters, base.model.config.iters) if recurrent else iters
     from .registry import NonFiniteFlowError
 
     def refused(name, exc):                 # the network's own refusal (a custom one: it names the module)

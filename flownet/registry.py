@@ -43,7 +43,8 @@ __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIP
            "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
            "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator", "PRECISIONS",
            "native_bf16", "resolve_precision", "TTA_MODES", "resolve_tta", "mirror_average", "CustomFlowEstimator",
-           "NonFiniteFlowError", "check_finite_flow", "non_finite_flow_masks", "trained_on_grey"]
+           "NonFiniteFlowError", "check_finite_flow", "non_finite_flow_masks", "trained_on_grey",
+           "refuse_classical_precision"]
 
 WEIGHTS_FORMAT = "srflownet-v1"
 BACKBONE_FORMAT = "flownet-backbone-v1"
@@ -318,6 +319,21 @@ def canonical_name(name: str) -> str:
     if key not in table:
         raise ValueError(f"unknown flow estimator '{name}'; choose one of {list(ESTIMATORS)}")
     return table[key]
+
+
+def refuse_classical_precision(name: str, precision: str) -> None:
+    """Refuse a ``precision`` other than ``"fp32"`` (``--precision bf16`` or ``auto``) for the classical method
+    ``name`` (tvl1, farneback), whose OpenCV runs in float32 whatever it says, as ``--compile`` and ``--tta`` are
+    refused for it (``icegan flow eval`` and ``flow run``; :func:`get_estimator` itself takes it for every method, as
+    ``flow.precision`` of the main job, which the classical methods ignore).
+
+    Raises:
+        ValueError: such a precision with a classical method (names the value, the flag and the method); an
+            unknown ``name`` (:func:`canonical_name`).
+    """
+    if precision != "fp32" and canonical_name(name) in ("tvl1", "farneback"):
+        raise ValueError(f"precision={precision!r} (--precision) applies to the learned models, not '{name}' "
+                         f"(OpenCV runs in float32): leave it out")
 
 
 def _config_from(cls, cfg, source: str):

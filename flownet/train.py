@@ -706,7 +706,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def refuse_other_settings(cfg) -> None:
+def refuse_other_settings(cfg, only: tuple[str, ...] | None = None) -> None:
     """Before a flow run resumes its ``last.pt`` (supervised :func:`train`, self-supervised
     :func:`flownet.selfsup.train_selfsup`, :func:`flownet.models.decflow.train_decflow`) and :func:`start_run`
     rewrites its ``config.yaml``: raise ValueError when that file (the settings the checkpoint was trained with)
@@ -714,7 +714,9 @@ def refuse_other_settings(cfg) -> None:
     trained one model with two sets of settings, and the rewritten config.yaml claimed the second for all of it. A
     key missing from the file (added to icegan after the run began) counts as its default; no file, or one that
     cannot be read, is passed over (no file: nothing to compare with; an unreadable one with a warning); the
-    checkpoint's own checks still apply. Keys the backbone does not read (:func:`unread_setting_keys`) are not
+    checkpoint's own checks still apply. ``only``: compare just these flat keys (:func:`train` looks at
+    ``("train.backbone",)`` before it loads the checkpoint's weights, which another backbone's would not fit; the
+    full comparison follows, so this first look gives no warning of its own). Keys the backbone does not read (:func:`unread_setting_keys`) are not
     compared: they trained nothing (an old LiteFlowNet2 run's config.yaml may hold ``train.iters: 13``, which
     :func:`check_unread_settings` refuses)."""
     import yaml
@@ -726,13 +728,16 @@ def refuse_other_settings(cfg) -> None:
         if not isinstance(old, dict):
             raise ValueError(f"not a mapping but {type(old).__name__}")
     except (OSError, ValueError, yaml.YAMLError) as exc:
+        if only is not None:                # warned by the full comparison
+            return
         log.warning("%s cannot be read (%s); the settings of the run resumed are not compared with these", path,
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return
     old, now, default = _flat(old), _flat(_to_dict(cfg)), _flat(_to_dict(type(cfg)()))
     unread = unread_setting_keys(cfg)
     diff = [(k, old.get(k, default.get(k)), v) for k, v in now.items()
-            if k not in RESUME_MAY_CHANGE and k not in unread and old.get(k, default.get(k)) != v]
+            if k not in RESUME_MAY_CHANGE and k not in unread and (only is None or k in only)
+            and old.get(k, default.get(k)) != v]
     if diff:
         shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
         more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
@@ -933,6 +938,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
     seen_by_init: list[str] = []            # for a checkpoint written before last.pt recorded real_pair_subjects
     if resume:
+        # another backbone's checkpoint: named by its recorded train.backbone, not by the weight keys it misses
+        refuse_other_settings(cfg, only=("train.backbone",))
         ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS)
         if t.ema_decay and "ema" not in ck:
             raise ValueError(f"{ckpt_path}: train.ema_decay={t.ema_decay} but the checkpoint was written without "

@@ -260,12 +260,12 @@ def test_cli_run_and_eval(tmp_path, shared_data):
     res = json.loads(js.read_text())
     assert set(res["mean"]) == {"EPE", "px1", "px3", "px5", "Fl-all", "WAUC"}
     assert len(res["per_pair"]) == 3 and res["pairs_per_s"] > 0
-    # --precision reaches the learned estimator (and is ignored by the classical ones)
+    # --precision reaches the learned estimator (and is refused by the classical ones: tests/test_flowopts65.py)
     assert main(["flow", "eval", "--model", "srflownet", "--precision", "bf16", "--data", "synthetic-face",
                  "--root", str(shared_data), "--n-pairs", "2", "--size", "64", "--json", str(js)]) == 0
     assert json.loads(js.read_text())["mean"]["EPE"] < 1.0
     assert main(["flow", "run", str(mb / "frame10.png"), str(mb / "frame11.png"), "--out", str(out),
-                 "--model", "tvl1", "--precision", "bf16", "--gray"]) == 0
+                 "--model", "tvl1", "--precision", "bf16", "--gray"]) == 2
 
 
 def test_cli_run_frames_of_two_sizes_is_an_error_message(tmp_path, shared_data, capsys):

@@ -97,7 +97,8 @@ def register(subparsers) -> None:
                         "liteflownet2 and custom")
     e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 (autocast; fast on CPUs with AVX512-BF16/AMX and on "
-                        "GPUs), auto (bf16 where the device has native bf16 kernels)")
+                        "GPUs), auto (bf16 where the device has native bf16 kernels); tvl1 and farneback run in "
+                        "float32 and refuse the others")
     e.add_argument("--compile", action="store_true",
                    help="learned models: run the network through torch.compile (the warm-up pair compiles, about a "
                         "minute on a CPU; then faster: for long runs of same-sized pairs)")
@@ -135,7 +136,8 @@ def register(subparsers) -> None:
                         "channel; colour frames go to torchvision / ptlflow checkpoints and other custom networks. "
                         "Also done, with a note, when one image is grey and the other colour")
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
-                   help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help)")
+                   help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help); tvl1 and "
+                        "farneback refuse bf16 and auto")
     r.add_argument("--tta", default="none", choices=["none", "hflip"],
                    help="learned models: none (default) or hflip, the mirrored-pair average (see icegan flow eval --help)")
     r.add_argument("--input-size", default="native", metavar="auto|native|INT",
@@ -470,7 +472,9 @@ def _estimator(args: argparse.Namespace, img, module: dict):
     computing at ``--input-size`` for images of ``img``'s size ((C, H, W)); ``module``: as for
     :func:`_run_decomposed`."""
     import flownet
+    from flownet.registry import refuse_classical_precision
     from flownet.resolution import at_input_size
+    refuse_classical_precision(args.model, args.precision)
     est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
                                 tta=getattr(args, "tta", "none"), **module)
     return at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(img.shape[-2:]))
