@@ -346,7 +346,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             own overrides also with the suite file and ``runs[i].overrides``), a command-line override is invalid
             (``command-line override '...'``: :func:`_check_command_line`); ``seed`` given as an override (the suite
             sets it); runs of two label sets (``data.labels``); runs of different LOSOs (``protocol``, ``dataset``,
-            ``data.source``, ``data.table`` or ``data.datasets``: :func:`_loso_of`; names both runs and the key); two entries planned into one folder (an unseeded
+            or ``data.datasets``: :func:`_loso_of`; names both runs and the key); two entries planned into one folder (an unseeded
             ``lr s0`` and a seeded ``lr`` both in ``lr_s0``: names both); an unseeded entry planned into one of the
             suite's own folders (:data:`SUITE_OWN_FOLDERS`).
     """
@@ -475,14 +475,14 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
 def _loso_of(cfg: object) -> dict:
     """The settings of a member run's config that make its LOSO (which clips, which outer folds), by key as in an
     override: ``protocol``, ``dataset`` (SDE) of every run, and for an ``icegan loso`` run (a
-    :class:`~icegan.commands.loso.LosoConfig`) also ``data.source``, ``data.table`` (resolved path) and
-    ``data.datasets`` (sorted). :func:`plan_suite` refuses runs that differ in a key both have."""
+    :class:`~icegan.commands.loso.LosoConfig`) also ``data.datasets`` (sorted). :func:`plan_suite` refuses runs that
+    differ in a key both have. The feature source is not among them: runs on two feature tables (or a table and
+    prepared clips) of the same clips are one LOSO with other features, what a suite of flow methods compares; runs of
+    other clips are refused when their comparison reads the runs' predictions."""
     from icegan.commands.loso import LosoConfig
     if not isinstance(cfg, LosoConfig):         # a train.py run (command: train): its data section's protocol
         return {"protocol": cfg.data.protocol, "dataset": cfg.data.dataset}
-    table = str(Path(cfg.data.table).expanduser().resolve()) if cfg.data.table else None
-    return {"protocol": cfg.protocol, "dataset": cfg.dataset, "data.source": cfg.data.source, "data.table": table,
-            "data.datasets": sorted(cfg.data.datasets)}
+    return {"protocol": cfg.protocol, "dataset": cfg.dataset, "data.datasets": sorted(cfg.data.datasets)}
 
 
 def own_overrides(run_overrides: Sequence[str], overrides: Sequence[str]) -> list[str]:
