@@ -16,9 +16,10 @@ Appendix (Tables 8–11). The network has two parts:
     (f-warp, Eq. 1, bilinear), a cost volume ``c(x, d) = F1(x) · F2~(x + d) / N`` is built
     (:func:`cost_volume`; radius 3 at levels 6–4; radius 6 with stride 2 at level 3, i.e. a sparse
     cost volume matched on every second position and displacement, then interpolated back to the full
-    level grid by a learnable grouped 4x4 ``upcorr`` initialised to bilinear — Sec. 3.1 item 3 and
-    Table 7), and 6 convolutions (49→128→128→96→64→32→2, Sec. 6.2 "Network Depth") predict the residual
-    flow: ``x_m = M(C) + s x^s``.
+    level grid by a learnable grouped 4x4 ``upcorr`` — Sec. 3.1 item 3 and Table 7 — initialised with
+    Caffe's bilinear filler, which shifts the sparse volume by half a level-grid pixel: see
+    :func:`_bilinear_upconv`), and 6 convolutions (49→128→128→96→64→32→2, Sec. 6.2 "Network Depth")
+    predict the residual flow: ``x_m = M(C) + s x^s``.
   - **S**, sub-pixel refinement (Eq. 4, Table 10): ``F2`` warped by ``x_m``; convolutions on
     ``[F1, F2~, x_m]`` give ``x_s = S(...) + x_m``.
   - **R**, regularization (Eq. 5–9, Table 11): ``D = R_D(F1, x_s - mean(x_s), ||I1 - I2~||_2)``
@@ -177,7 +178,8 @@ def sparse_cost_volume(f1: torch.Tensor, f2: torch.Tensor, radius: int, stride: 
 
     Returns:
         (B, (2 radius/stride + 1)^2, ceil(h/stride), ceil(w/stride)); entry (i, j) is position
-        (stride*i, stride*j).
+        (stride*i, stride*j). :class:`PyramidLevel`'s ``upcorr`` up-samples it as if entry (i, j) sat at
+        (2i + 0.5, 2j + 0.5) (:func:`_bilinear_upconv`): half a level-grid pixel off at initialisation.
     """
     if radius % stride:
         raise ValueError(f"radius {radius} must be a multiple of stride {stride}")
@@ -233,7 +235,25 @@ def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, slope: float | None 
 
 
 def _bilinear_upconv(channels: int) -> nn.ConvTranspose2d:
-    """4x4 stride-2 grouped transpose convolution (x2 up-sampling) initialised to bilinear interpolation."""
+    """4x4 stride-2 pad-1 grouped transpose convolution (x2 up-sampling), each channel's kernel initialised to
+    ``[.25 .75 .75 .25]^2``: Caffe's bilinear filler convention.
+
+    That kernel is bilinear interpolation in the half-pixel convention (``F.interpolate(..., align_corners=False)``
+    in the interior): input entry i is taken to be centred at output position 2i + 0.5, and output x reads the
+    input at (x - 0.5) / 2. The sparse cost volume (``upcorr``, :func:`sparse_cost_volume`) is not in that
+    convention: its entry i was matched at position 2i, so at initialisation the filled-in volume is shifted by
+    half a level-grid pixel (a quarter of the stride 2) towards higher x and y, and a sampled cost is not kept at
+    its own position: on a volume linear in x, ``s[i] = 2i`` (its position), interior output x is ``x - 0.5``
+    (2i - 0.5 at the sampled x = 2i, not 2i). The first and last output row and column get one input tap only
+    (weight 0.75: zero padding). The layer is learnable, so training can absorb the shift; it is kept as it is
+    because the weights files and the recorded EPEs were made with it (tests/test_spot65.py pins these values).
+
+    Args:
+        channels: C, the channels up-sampled (each on its own: groups = C).
+
+    Returns:
+        The layer: (B, C, h, w) → (B, C, 2h, 2w), no bias.
+    """
     up = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1, groups=channels, bias=False)
     f = torch.tensor([0.25, 0.75, 0.75, 0.25])
     with torch.no_grad():
@@ -304,7 +324,7 @@ class PyramidLevel(nn.Module):
         if not first:
             self.upconv = _bilinear_upconv(2)                                   # upconv_M
         if self.stride > 1:
-            self.upcorr = _bilinear_upconv(ncorr)                               # sparse → dense cost volume
+            self.upcorr = _bilinear_upconv(ncorr)      # sparse → dense cost volume; half-pixel shift at init
         widths = (128, 128, 96, 64, 32)
         self.matching = nn.Sequential(                                          # conv_1_M .. conv_6_M
             *[_conv(a, b, 3, 1, slope) for a, b in zip((ncorr,) + widths[:-1], widths)],

@@ -37,14 +37,20 @@ def parse_action_units(text: str, where: str = "") -> Optional[set[int]]:
         The set of numbers, or None when the cell holds none (``''``, CASME II's ``'?'``): not coded.
 
     Raises:
-        ValueError: a number outside 1..99, the range of FACS codes (``where`` names the clip in the message).
+        ValueError: a number outside 1..99, the range of FACS codes, or a decimal number (``"4.5"``, which would
+            read as AU4 + AU5) (``where`` names the clip in the message).
     """
+    prefix = where + ': ' if where else ''
+    decimal = re.search(r"[0-9]+\.[0-9]+", str(text))
+    if decimal:                         # "4.5" would read as AU4 + AU5
+        raise ValueError(f"{prefix}action-unit cell {text!r} holds {decimal.group()}, not a FACS code (1..99): a "
+                         f"decimal number; write the units as whole numbers joined by '+' (e.g. 4+5)")
     units = {int(n) for n in re.findall(r"[0-9]+", str(text))}
     if not units:
         return None
     bad = sorted(u for u in units if not 1 <= u <= 99)
     if bad:
-        raise ValueError(f"{where + ': ' if where else ''}action-unit cell {text!r} holds {bad[0]}, not a FACS "
+        raise ValueError(f"{prefix}action-unit cell {text!r} holds {bad[0]}, not a FACS "
                          f"code (1..99)")
     return units
 

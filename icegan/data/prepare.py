@@ -458,10 +458,14 @@ SPOTTED_APEX_FILE = "spotted_apex.json"
 
 
 def _spot_inputs(rec: ClipRecord, settings: dict) -> str:
-    """SHA-1 of what the apex :func:`icegan.data.spotting.spot_record_apex` spots in ``rec`` depends on: the method
-    (``apex_spotting``), the ``detector`` (its face mask), the onset and offset, and each frame file of the span it
-    reads (path, size, mtime); not the cache's size, colour or mode, which it is never given."""
-    h = hashlib.sha1(json.dumps([settings["apex_spotting"], settings["detector"], rec.onset, rec.offset]).encode())
+    """SHA-1 of what the apex :func:`icegan.data.spotting.spot_record_apex` spots in ``rec`` depends on: the
+    spotting rules' version (:data:`icegan.data.spotting.SPOTTING_VERSION`: an apex spotted by an older rule is
+    spotted again), the method (``apex_spotting``), the ``detector`` (its face mask), the onset and offset, and each
+    frame file of the span it reads (path, size, mtime); not the cache's size, colour or mode, which it is never
+    given."""
+    from . import spotting
+    h = hashlib.sha1(json.dumps([spotting.SPOTTING_VERSION, settings["apex_spotting"], settings["detector"],
+                                 rec.onset, rec.offset]).encode())
     for _, path in rec.spotting_span():
         st = path.stat()
         h.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
@@ -479,9 +483,10 @@ def _read_spotted(root: Path) -> dict:
 
 
 def _with_spotted_before(rec: ClipRecord, settings: dict, known: dict, inputs: dict[str, str]) -> ClipRecord:
-    """``rec`` with the apex spotted before in the same frame files by the same method and detector (``known``:
-    :func:`_read_spotted`), as :func:`icegan.data.spotting.spot_record_apex` would give it; ``rec`` itself when it has
-    an apex or none was spotted in these inputs (``inputs``: :func:`_spot_inputs` of each clip without an apex)."""
+    """``rec`` with the apex spotted before in the same frame files by the same method, detector and spotting rules'
+    version (``known``: :func:`_read_spotted`), as :func:`icegan.data.spotting.spot_record_apex` would give it; ``rec``
+    itself when it has an apex or none was spotted in these inputs (``inputs``: :func:`_spot_inputs` of each clip
+    without an apex)."""
     from .spotting import with_spotted_apex
     entry = known.get(rec.key)
     if rec.apex is not None or not isinstance(entry, dict) or entry.get("inputs") != inputs[rec.key]:

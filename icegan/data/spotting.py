@@ -30,6 +30,11 @@ from .records import ClipRecord, other_size_text
 FlowMethod = Literal["dis", "farneback"]
 SpotMethod = Literal["dis", "farneback", "middle"]
 SMOOTH = 5  # frames of the moving average over the motion curve
+#: version of the spotting rules (:func:`spot_apex_index`, :func:`spot_record_apex`), part of the key of an apex
+#: spotted before (:func:`icegan.data.prepare._spot_inputs`): bump when a spotting rule's output changes (flow
+#: method or its parameters, head compensation, smoothing, face region, the middle frame's choice), so that
+#: ``spotted_apex.json`` entries of the old rule are spotted again rather than reused
+SPOTTING_VERSION = 1
 
 
 def _flow(prev: np.ndarray, nxt: np.ndarray, method: FlowMethod) -> np.ndarray:
@@ -66,6 +71,21 @@ def face_hull_mask(gray: np.ndarray, detector: str = "hog") -> Optional[np.ndarr
     return mask.astype(bool)
 
 
+def _check_gray_frames(frames: Sequence[np.ndarray], where: str) -> None:
+    """Refuse what OpenCV's flow would fail on without saying why: the first frame (the onset, whose size every
+    other frame is checked against) not a (H, W) grayscale uint8 image, or a later one not uint8.
+
+    Raises:
+        ValueError: names ``where`` (the function), the frame's index and what it got.
+    """
+    if frames[0].ndim != 2:
+        raise ValueError(f"{where}: frame 0 has shape {frames[0].shape}, expected a (H, W) grayscale image: read "
+                         f"frames with cv2.IMREAD_GRAYSCALE (colour frames: cv2.cvtColor(..., cv2.COLOR_BGR2GRAY))")
+    for t, f in enumerate(frames):
+        if f.dtype != np.uint8:
+            raise ValueError(f"{where}: frame {t} is {f.dtype}, expected uint8 (0..255): convert it first")
+
+
 def flow_magnitudes(frames: Sequence[np.ndarray], mask: np.ndarray, method: FlowMethod = "dis",
                     compensate: bool = True) -> np.ndarray:
     """Mean flow magnitude (pixels) from ``frames[0]`` to each frame inside ``mask``.
@@ -79,8 +99,13 @@ def flow_magnitudes(frames: Sequence[np.ndarray], mask: np.ndarray, method: Flow
         (T,) float64 array; entry 0 (onset to itself) is 0.
 
     Raises:
-        ValueError: frames of different sizes, or an empty mask.
+        ValueError: a frame not (H, W) uint8, frames of different sizes, a mask of another shape than the frames,
+            or an empty mask.
     """
+    _check_gray_frames(frames, "flow_magnitudes")
+    if mask.shape != frames[0].shape:
+        raise ValueError(f"flow_magnitudes: the face mask has shape {mask.shape}, the frames {frames[0].shape}: "
+                         f"give a (H, W) mask of the frames' size")
     if not mask.any():
         raise ValueError("flow_magnitudes: the face mask is empty")
     onset = frames[0]
@@ -117,7 +142,8 @@ def spot_apex_index(frames: Sequence[np.ndarray], method: SpotMethod = "dis", de
     ``numbers``), the frame present nearest the middle of the clip; the flow methods do not read them.
 
     Raises:
-        ValueError: fewer than 2 frames, or an unknown method.
+        ValueError: fewer than 2 frames, an unknown method, or (flow methods) a frame not (H, W) uint8 grayscale
+            or of another size than the first.
     """
     if len(frames) < 2:
         raise ValueError(f"apex spotting needs at least 2 frames, got {len(frames)}")
@@ -126,6 +152,7 @@ def spot_apex_index(frames: Sequence[np.ndarray], method: SpotMethod = "dis", de
         return idx, "middle-frame", np.zeros(len(frames))
     if method not in ("dis", "farneback"):
         raise ValueError(f"unknown apex spotting method {method!r}; expected 'dis', 'farneback' or 'middle'")
+    _check_gray_frames(frames, "spot_apex_index")
     mask = face_hull_mask(frames[0], detector=detector)
     region = "face-hull"
     if mask is None or mask.sum() < 50:
