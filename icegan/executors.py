@@ -158,35 +158,6 @@ def _worker_died_message(unfinished: list[list]) -> str:
             f"the same command resumes at the unfinished ones")
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Make this process end when ``parent_pid`` does (a killed ``icegan loso`` must not leave workers training).
-
-    Linux: ``prctl(PR_SET_PDEATHSIG, SIGTERM)``. Elsewhere: a daemon thread that polls the parent id every 2 s.
-    """
-    import signal
-    import sys
-    import threading
-    import time
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            # the symbols already loaded into this process: the C library's prctl, whatever its file name
-            # (glibc's libc.so.6, musl's libc.so)
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
-            if os.getppid() != parent_pid:          # the parent died before the call
-                os._exit(1)
-            return
-        except (OSError, AttributeError):           # pragma: no cover - no prctl: fall back on polling
-            pass
-
-    def watch() -> None:                            # pragma: no cover - non-Linux
-        while os.getppid() == parent_pid:
-            time.sleep(2.0)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def _init_group_worker(folds_fn: Callable[[list], Any], threads: int, parent_pid: int = 0) -> None:
     """Initializer of a :class:`ProcessGroupMap` worker: Ctrl-C left to the parent, exit with the parent, thread
     count, allocator setting, the fold function."""
@@ -194,7 +165,8 @@ def _init_group_worker(folds_fn: Callable[[list], Any], threads: int, parent_pid
     global _GROUP_FN
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # the parent stops the pool (it was ignored from the start)
     if parent_pid:
-        _exit_with_parent(parent_pid)
+        from icegan.data.parent_exit import exit_with_parent
+        exit_with_parent(parent_pid)
     from icegan.allocator import retain_freed_memory
     from icegan.environment import limit_threads
     limit_threads(threads)          # torch and the BLAS pools: no oversubscription across workers
