@@ -115,11 +115,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="finished icegan loso run folders (predictions.csv)")
     args = ap.parse_args(argv)
-    first = {}                          # each resolved folder: the argument that first named it
-    for run in args.runs:
-        if (twin := first.setdefault(run.resolve(), run)) is not run:   # it would count twice in the means
-            ap.error(f"the run folder {run} is given twice" + (f" (also as {twin})" if str(twin) != str(run) else "")
-                     + "; give each run once")
+    from icegan.report import also_as, repeated_run
+    repeat = repeated_run(args.runs)                # it would count twice in the means
+    if repeat is not None:
+        ap.error(f"the run folder {repeat[0]} is given twice{also_as(*repeat)}; give each run once")
     try:
         rows, curves = run_bounds(args.runs)
     except ValueError as exc:           # a user's slip: one line on stderr, exit 2, before any row

@@ -69,11 +69,10 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="finished LOSO run folders (predictions.csv)")
     p.add_argument("--list", action="store_true", help="also list the clips every run misses")
     args = p.parse_args(argv)
-    first = {}                          # each resolved folder: the argument that first named it
-    for run in args.runs:
-        if (twin := first.setdefault(run.resolve(), run)) is not run:   # it would count twice in the means
-            p.error(f"the run folder {run} is given twice" + (f" (also as {twin})" if str(twin) != str(run) else "")
-                    + "; give each run once")
+    from icegan.report import also_as, repeated_run
+    repeat = repeated_run(args.runs)                # it would count twice in the means
+    if repeat is not None:
+        p.error(f"the run folder {repeat[0]} is given twice{also_as(*repeat)}; give each run once")
     try:
         e = error_shares(args.runs)
     except (ValueError, FileNotFoundError) as exc:          # a user's slip: one line, not a traceback

@@ -568,6 +568,25 @@ def _differences(a: dict, b: dict, most: int = 3) -> str:
     return "they differ in " + ", ".join(shown) + more
 
 
+def repeated_run(runs: Sequence[str | Path]) -> Optional[tuple[Path, Path]]:
+    """The first run folder of ``runs`` that names a folder named before it (compared as real paths: ``X``, ``./X``
+    and ``/abs/X`` are one folder), with the earlier spelling: ``(repeat, first)``; None when every folder is named
+    once. Raises nothing (a folder that does not exist is compared by its absolute path)."""
+    first: dict[Path, Path] = {}                # each resolved folder: the run that first named it
+    for r in map(Path, runs):
+        key = r.resolve()
+        if key in first:
+            return r, first[key]
+        first[key] = r
+    return None
+
+
+def also_as(run: Path, twin: Path) -> str:
+    """``" (also as <twin>)"`` where the two spellings of one folder differ, else ``""``: the end of a refusal of a
+    run folder given twice (:func:`repeated_run`'s pair)."""
+    return f" (also as {twin})" if str(twin) != str(run) else ""
+
+
 def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
     """Check that the runs of entry ``label`` are one recipe up to the seed, so that averaging them (``icegan table``
     rows, ``icegan compare`` entries) means averaging seeds: their :func:`run_recipe` must be equal (an ensemble's
@@ -583,16 +602,11 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
             are not refused: they are genuine draws of a recipe whose result does not depend on its seed
             (:func:`same_predictions_notes` gives the tables' note).
     """
-    first: dict[Path, Path] = {}                # each resolved folder: the run that first named it
-    for r in map(Path, runs):
-        key = r.resolve()
-        twin = first.get(key)
-        if twin is not None:
-            raise ValueError(f"entry '{label}' lists the run {r} twice" + (f" (also as {twin})" if str(twin) != str(r)
-                             else "") + "; it would count twice in the mean over runs: list each run once (two glob "
-                             "patterns of one entry may overlap)")
-        first[key] = r
-    unique = list(first.values())
+    repeat = repeated_run(runs)
+    if repeat is not None:
+        raise ValueError(f"entry '{label}' lists the run {repeat[0]} twice{also_as(*repeat)}; it would count twice "
+                         "in the mean over runs: list each run once (two glob patterns of one entry may overlap)")
+    unique = list(map(Path, runs))
     if len(unique) < 2:
         return
     with reading_configs():                     # each config.yaml parsed once for both comparisons below
