@@ -63,3 +63,25 @@ def smic_clip(root: Path, subject: str, cls: str, clip: str, first: int = 100, n
     for k in range(first, first + n):
         (d / f"reg_image{k}.bmp").write_bytes(frame)
     return d
+
+
+def casme2_entry_beside_a_clip_list_refusal(shared_data: Path, tmp_path: Path, monkeypatch, onset: int) -> str:
+    """The message of :func:`icegan.data.prepare.prepare_dataset` refusing a config of the CASME II entry (sub01) and
+    a clip list listing sub01's EP02_01f folder (apex 59) with ``onset`` as clips/p99/mine; fails the test when a clip
+    is prepared or the cache folder is made first."""
+    import pytest
+
+    from icegan.data import prepare as prep
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"subject,clip,frames,onset,apex,offset,label\n"
+                   f"p99,mine,{shared_data}/casme2/sub01/EP02_01f,{onset},59,86,positive\n")
+    cfg = prep.PrepareConfig(datasets=[
+        prep.DatasetSpec(name="casme2", root=str(shared_data / "casme2"), subjects=["sub01"],
+                         annotations=str(shared_data / "annotations" / "CASME2-coding-20140508.xlsx")),
+        prep.DatasetSpec(name="clips", root=str(csv))], cache_root=str(tmp_path / "cache"), size=8, workers=1,
+        progress=False)
+    monkeypatch.setattr(prep, "process_clip", lambda *a: pytest.fail("a clip was prepared"))
+    with pytest.raises(prep.PrepareError) as e:
+        prep.prepare_dataset(cfg)
+    assert not (tmp_path / "cache").exists()
+    return str(e.value)

@@ -5,7 +5,7 @@ Both are refused, naming both lines or entries."""
 from __future__ import annotations
 
 import pytest
-from _clip_records import grey_frames
+from _clip_records import casme2_entry_beside_a_clip_list_refusal, grey_frames
 
 from icegan.data import prepare as prep
 from icegan.data.clip_list import ClipList
@@ -71,17 +71,6 @@ def test_two_entries_listing_one_folder_and_onset_under_two_keys_are_refused(tmp
 def test_a_clip_list_row_of_a_casme2_clip_beside_the_casme2_entry_is_refused(shared_data, tmp_path, monkeypatch):
     """The CASME II entry (subject sub01) and a clip list listing sub01's EP02_01f folder (onset 46) as clips/p99/mine:
     refused naming casme2/sub01/EP02_01f and clips/p99/mine, before a clip is prepared."""
-    csv = tmp_path / "list.csv"
-    csv.write_text(f"subject,clip,frames,onset,apex,offset,label\n"
-                   f"p99,mine,{shared_data}/casme2/sub01/EP02_01f,46,59,86,positive\n")
-    cfg = prep.PrepareConfig(datasets=[
-        prep.DatasetSpec(name="casme2", root=str(shared_data / "casme2"), subjects=["sub01"],
-                         annotations=str(shared_data / "annotations" / "CASME2-coding-20140508.xlsx")),
-        prep.DatasetSpec(name="clips", root=str(csv))], cache_root=str(tmp_path / "cache"), size=8, workers=1,
-        progress=False)
-    monkeypatch.setattr(prep, "process_clip", lambda *a: pytest.fail("a clip was prepared"))
-    with pytest.raises(prep.PrepareError) as e:
-        prep.prepare_dataset(cfg)
-    msg = str(e.value)
+    msg = casme2_entry_beside_a_clip_list_refusal(shared_data, tmp_path, monkeypatch, onset=46)
     assert msg.startswith("prepare: clip clips/p99/mine of datasets.1 (clips, ") and "casme2/sub01/EP02_01f" in msg
-    assert "with onset 46 in both" in msg and not (tmp_path / "cache").exists()
+    assert "with onset 46 in both" in msg

@@ -7,7 +7,7 @@ two entries stay accepted."""
 from __future__ import annotations
 
 import pytest
-from _clip_records import grey_frames
+from _clip_records import casme2_entry_beside_a_clip_list_refusal, grey_frames
 
 from icegan.data import prepare as prep
 
@@ -52,18 +52,6 @@ def test_a_clip_list_row_of_a_casme2_folder_with_another_onset_beside_the_casme2
         shared_data, tmp_path, monkeypatch):
     """The CASME II entry (sub01, EP02_01f onset 46, apex 59) and a clip list listing that folder with onset 47 as
     clips/p99/mine: the apex image in the folds of casme2/sub01 and clips/p99. Refused before a clip is prepared."""
-    csv = tmp_path / "list.csv"
-    csv.write_text(f"subject,clip,frames,onset,apex,offset,label\n"
-                   f"p99,mine,{shared_data}/casme2/sub01/EP02_01f,47,59,86,positive\n")
-    cfg = prep.PrepareConfig(datasets=[
-        prep.DatasetSpec(name="casme2", root=str(shared_data / "casme2"), subjects=["sub01"],
-                         annotations=str(shared_data / "annotations" / "CASME2-coding-20140508.xlsx")),
-        prep.DatasetSpec(name="clips", root=str(csv))], cache_root=str(tmp_path / "cache"), size=8, workers=1,
-        progress=False)
-    monkeypatch.setattr(prep, "process_clip", lambda *a: pytest.fail("a clip was prepared"))
-    with pytest.raises(prep.PrepareError) as e:
-        prep.prepare_dataset(cfg)
-    msg = str(e.value)
+    msg = casme2_entry_beside_a_clip_list_refusal(shared_data, tmp_path, monkeypatch, onset=47)
     assert msg.startswith("prepare: clip clips/p99/mine of datasets.1 (clips, ") and "clip casme2/sub01/EP02_01f" in msg
     assert "under two subjects, clips/p99 (onset 47) and casme2/sub01 (onset 46)" in msg
-    assert not (tmp_path / "cache").exists()
